@@ -548,6 +548,51 @@ describe('AgentScheduler.unregister and unregisterAgent', () => {
     expect(r.seen.map((s) => s.message)).toEqual(['beat']);
     expect(await scheduler.stats()).toMatchObject({ delivered: 1, failed: 0 });
   });
+
+  it("with ack 'handled', counts the delivery an agent was handling when it removed or replaced its own schedule", async () => {
+    const { node, clock } = clockedNode(track, { random: () => 0.5 });
+    const scheduler = await AgentScheduler.start(node, { sendOptions: { ack: 'handled' } });
+    const events = captureEvents(node, ['keel.agent_scheduler.delivered', 'keel.agent_scheduler.failed']);
+    const handled: unknown[] = [];
+    // one agent cancels its beat from the handler of its first beat; the other re-registers it with twice the interval (a backoff)
+    const canceller = node.spawn((ctx) => async (m: unknown) => {
+      handled.push(m);
+      await scheduler.unregister(ctx.self, 'once');
+    });
+    let interval = 100;
+    const backoff = node.spawn((ctx) => async (m: unknown) => {
+      handled.push(m);
+      interval *= 2;
+      await scheduler.registerPeriodic(ctx.self, 'backoff', interval, 'backoff');
+    });
+    await scheduler.registerPeriodic(canceller, 'once', 100, 'once');
+    await scheduler.registerPeriodic(backoff, 'backoff', interval, 'backoff');
+    await advance(node, clock, 100 + 200 + 400);
+    expect(handled).toEqual(['once', 'backoff', 'backoff', 'backoff']);
+    expect(await scheduler.list(canceller)).toEqual([]);
+    expect(await scheduler.stats()).toMatchObject({ schedules: 1, delivered: 4, failed: 0 });
+    expect(events.events.map((e) => [e.event, e.metadata.id])).toEqual([
+      ['keel.agent_scheduler.delivered', 'once'],
+      ['keel.agent_scheduler.delivered', 'backoff'],
+      ['keel.agent_scheduler.delivered', 'backoff'],
+      ['keel.agent_scheduler.delivered', 'backoff'],
+    ]);
+  });
+
+  it("with ack 'handled', withdraws a delivery still queued in the agent's mailbox when its schedule is unregistered: never handled, not counted", async () => {
+    const { node, clock } = clockedNode(track, { random: () => 0.5 });
+    const scheduler = await AgentScheduler.start(node, { sendOptions: { ack: 'handled' } });
+    const r = receiver(node);
+    await r.hold(); // the beat waits in its mailbox, unstarted
+    await scheduler.registerPeriodic(r.pid, 'beat', 100, 'beat');
+    await clock.advance(100);
+    await node.settle();
+    expect(await scheduler.unregister(r.pid, 'beat')).toBe('ok');
+    r.release();
+    await node.idle();
+    expect(r.seen).toEqual([]);
+    expect(await scheduler.stats()).toMatchObject({ schedules: 0, delivered: 0, failed: 0 });
+  });
 });
 
 describe('AgentScheduler when an agent dies', () => {

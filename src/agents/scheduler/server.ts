@@ -83,7 +83,7 @@ function remove(state: State, s: Schedule, ctx: Context<any>): void {
   if (s.agentName !== undefined && state.kept.storeUnread && state.store !== undefined && !kernelOf(ctx).stopping) loadLate(state, state.store, ctx);
   retire(s, ctx);
   s.removed = true;
-  s.abort.abort();
+  withdraw(state, s, ctx);
   s.agent.schedules.delete(s.id);
   state.kept.schedules.delete(s);
   if (s.agentName === undefined) return;
@@ -91,6 +91,20 @@ function remove(state: State, s: Schedule, ctx: Context<any>): void {
   state.kept.named.delete(key);
   // at the node's shutdown its agents die before the scheduler: their schedules stay in the store, for the next run
   if (!kernelOf(ctx).stopping) storeWrite(state, ctx, (store) => store.delete(state.name, SCHEDULE, key));
+}
+
+/**
+ * A removed schedule's deliveries still waiting: a copy the agent has not started is taken back (its
+ * send ends aborted: never delivered, not counted) and pending retries are aborted; a copy the agent
+ * is handling is left to end, and counted when it does (an agent that unregisters or replaces its own
+ * schedule from the handler of its message handles that message). With retries, a started copy
+ * cannot be told from a send waiting for its next attempt: it is aborted too, and its end is not counted.
+ */
+function withdraw(state: State, s: Schedule, ctx: Context<any>): void {
+  const kernel = kernelOf(ctx);
+  for (const [id, abort] of s.pending) {
+    if (kernel.withdrawEnvelope(s.agent.pid, id) || state.sendsRetry) abort.abort();
+  }
 }
 
 /**
@@ -164,7 +178,17 @@ function deliver(state: State, s: Schedule, lateMs: number, forced: boolean, ctx
   const telemetry = ctx.node.telemetry;
   const agent = s.agent.pid;
   s.lastRunAt = ctx.node.clock.now(); // a date, for an observer
-  sendSupervised(ctx, agent, s.message, s.sendOptions).then((outcome: SendOutcome) => {
+  let options = s.sendOptions;
+  let id: string | undefined;
+  if (state.sendsWait) {
+    // a send that can wait gets its id and its abort: a removal of the schedule withdraws or aborts it by them
+    id = kernelOf(ctx).nextMessageId();
+    const abort = new AbortController();
+    s.pending.set(id, abort);
+    options = { ...options, id, signal: abort.signal };
+  }
+  sendSupervised(ctx, agent, s.message, options).then((outcome: SendOutcome) => {
+    if (id !== undefined) s.pending.delete(id);
     // the scheduler has exited (its pending sends were aborted with it): its counts and events are over
     if (ctx.signal.aborted) return;
     if (outcome.ok) {
@@ -173,12 +197,13 @@ function deliver(state: State, s: Schedule, lateMs: number, forced: boolean, ctx
       telemetry.execute('keel.agent_scheduler.delivered', { lateMs }, { scheduler: state.name, agent, id: s.id, forced, messageId: outcome.id });
       return;
     }
-    // a schedule removed while its retry waited: withdrawn, not a failed delivery
+    // a schedule removed while its copy was unstarted or its retry waited: withdrawn, not a failed delivery
     if (outcome.reason === 'aborted' && s.removed) return;
     s.failures++;
     state.kept.failed++;
     telemetry.execute('keel.agent_scheduler.failed', { attempts: outcome.attempts }, { scheduler: state.name, agent, id: s.id, forced, reason: outcome.reason });
   }, (e: unknown) => {
+    if (id !== undefined) s.pending.delete(id);
     if (ctx.signal.aborted) return;
     // only `onError: 'raise'` (ERR_DELIVERY with the outcome) or a deadlock rejects: still a counted failure
     const failed = (e as { outcome?: SendOutcome }).outcome;
@@ -234,16 +259,17 @@ function info(s: Schedule, ctx: Context<any>): ScheduleInfo {
   };
 }
 
-/** The options of a schedule's deliveries, with the abort of this scheduler process's retries. */
-function deliveryOptions(state: State, id: string, abort: AbortController): SendOptions {
+/**
+ * The options of a schedule's deliveries. A send that can wait (retries, 'handled') gets its own id
+ * and abort signal at each delivery; without them the send is one synchronous step.
+ */
+function deliveryOptions(state: State, id: string): SendOptions {
   const user = state.sendOptions;
   return {
     ack: 'enqueued',
     onError: 'ignore',
     ...user,
     metadata: { ...user.metadata, scheduler: state.name, schedule: id },
-    // only a send that can wait (retries, 'handled') needs it; without it the send is one synchronous step
-    ...(state.sendsWait ? { signal: abort.signal } : {}),
   };
 }
 
@@ -255,7 +281,6 @@ function newSchedule(
   r: { id: string; intervalMs: number; message: unknown; jitter: number; missed: MissedPolicy },
   nextDueAt: number,
 ): Schedule {
-  const abort = new AbortController();
   const s: Schedule = {
     agent: entry,
     agentName,
@@ -272,8 +297,8 @@ function newSchedule(
     failures: 0,
     skipped: 0,
     removed: false,
-    abort,
-    sendOptions: deliveryOptions(state, r.id, abort),
+    pending: new Map(),
+    sendOptions: deliveryOptions(state, r.id),
   };
   entry.schedules.set(s.id, s);
   state.kept.schedules.add(s);
@@ -320,8 +345,8 @@ function resumeKept(state: State, ctx: Context<any>): number {
     entry.schedules.set(s.id, s);
     s.generation++; // a tick of the previous process is stale
     s.timer = undefined;
-    s.abort = new AbortController();
-    s.sendOptions = deliveryOptions(state, s.id, s.abort);
+    s.pending = new Map(); // the predecessor's sends were aborted with it
+    s.sendOptions = deliveryOptions(state, s.id);
     rearm(state, s, now, ctx);
     resumed++;
   }
@@ -428,11 +453,12 @@ const CHANGES: ReadonlySet<string> = new Set(['unregister', 'unregister_agent', 
 
 export const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, SchedulerArg> = keelServer({
   init({ name, sendOptions, store }, ctx) {
-    const sendsWait = (sendOptions.retries ?? 0) > 0 || sendOptions.ack === 'handled';
+    const sendsRetry = (sendOptions.retries ?? 0) > 0;
+    const sendsWait = sendsRetry || sendOptions.ack === 'handled';
     // the table of a predecessor under this name (killed, restarted by its supervisor), or a new one
     const { state: kept, resumed } = componentState(ctx.node, name, 'agent_scheduler', newKept);
     const initialized = releaseIfInitFails(ctx, name, kept, resumed); // an init that throws leaves no half-built table
-    const state: State = { name, sendOptions, sendsWait, agents: new Map(), byRef: new Map(), kept, store, ctx };
+    const state: State = { name, sendOptions, sendsWait, sendsRetry, agents: new Map(), byRef: new Map(), kept, store, ctx };
     const before = { dropped: kept.dropped, corrupt: kept.corrupt };
     if (!resumed && store === undefined) return (initialized(), state);
     kept.resumed = resumed ? resumeKept(state, ctx) : resumeStored(state, store!, ctx);

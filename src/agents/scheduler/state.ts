@@ -30,8 +30,12 @@ export interface Schedule {
   failures: number;
   skipped: number;
   removed: boolean;
-  /** Aborts the schedule's pending send retries when it is removed (one per scheduler process). */
-  abort: AbortController;
+  /**
+   * Its deliveries still waiting for their outcome, by message id, each with its abort (only when the
+   * sends can wait: retries, `ack: 'handled'`). A removal takes back a copy the agent has not
+   * started and aborts pending retries; a started one's outcome is still counted (see `withdraw`).
+   */
+  pending: Map<string, AbortController>;
   sendOptions: SendOptions;
 }
 
@@ -68,8 +72,10 @@ export interface AgentEntry {
 export interface State {
   readonly name: string;
   readonly sendOptions: ScheduledSendOptions;
-  /** The sends may wait (retries, `ack: 'handled'`): each schedule's removal aborts them. */
+  /** The sends may wait (retries, `ack: 'handled'`): each schedule's removal takes them back or aborts them. */
   readonly sendsWait: boolean;
+  /** The sends retry (`retries > 0`): a removal aborts them, a copy the agent had started included. */
+  readonly sendsRetry: boolean;
   readonly agents: Map<string, AgentEntry>;
   readonly byRef: Map<Ref, AgentEntry>;
   /** The table that outlives the process. */

@@ -26,8 +26,8 @@ export interface PeriodicOptions {
 /**
  * How the scheduler's deliveries are sent (merged over `{ ack: 'enqueued', onError: 'ignore' }`;
  * failures are counted and reported as events either way). `id` and `signal` belong to the
- * scheduler: every delivery has a fresh message id, and a schedule's pending retries are aborted
- * when it is removed.
+ * scheduler: every delivery has a fresh message id, and a schedule's pending deliveries are taken
+ * back (unstarted) or aborted (retries) when it is removed.
  */
 export type ScheduledSendOptions = Omit<SendOptions, 'id' | 'signal'>;
 
