@@ -92,6 +92,32 @@ describe('Sys on a GenServer', () => {
     expect(node.isAlive(rejecting)).toBe(true);
   });
 
+  it('shows a formatStatus that throws an error it cannot print (a throwing message getter or toString) as failed; the server lives', async () => {
+    const { node } = clockedNode(track);
+    const unprintable = new Error('hidden');
+    Object.defineProperty(unprintable, 'message', {
+      get() {
+        throw new Error('no message');
+      },
+    });
+    class Unprintable extends Error {
+      override toString(): string {
+        throw new Error('no text');
+      }
+    }
+    for (const thrown of [unprintable, new Unprintable('secret')]) {
+      const pid = await GenServer.start(node, {
+        init: () => 'secret',
+        formatStatus: () => {
+          throw thrown;
+        },
+      });
+      expect((await Sys.getStatus(node, pid)).state).toEqual({ formatStatusFailed: 'a value that cannot be inspected' });
+      expect(node.isAlive(pid)).toBe(true);
+      expect(await Sys.getState(node, pid)).toBe('secret');
+    }
+  });
+
   it('suspends: only system calls are answered, the rest waits in order and is handled on resume', async () => {
     const { node } = clockedNode(track);
     const pid = await GenServer.start(node, logger());

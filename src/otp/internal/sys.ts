@@ -117,6 +117,18 @@ function notPromise(value: unknown, argument: string, expected: string): unknown
   throw new InvalidArgumentError(argument, expected, value);
 }
 
+/**
+ * What a failed `formatStatus` threw, as text; never throws: an error that cannot be printed (a
+ * `message` getter or a `toString` that throws) must not crash the server it was to describe.
+ */
+function failureText(e: unknown): string {
+  try {
+    return String(toError(e));
+  } catch {
+    return 'a value that cannot be inspected';
+  }
+}
+
 /** @internal Answers a system call. */
 export function handleSys(host: SysHost, call: PendingCall): void | Promise<void> {
   const req = call.request as SysRequest;
@@ -133,7 +145,7 @@ export function handleSys(host: SysHost, call: PendingCall): void | Promise<void
           state = notPromise(format.call(host.spec, state), 'formatStatus result', 'the state to show, not a promise (formatStatus runs synchronously)');
         } catch (e) {
           // as OTP: a formatStatus that fails shows the failure, never the state it meant to hide
-          state = { formatStatusFailed: String(toError(e)) };
+          state = { formatStatusFailed: failureText(e) };
         }
       }
       const status: ServerStatus = {
