@@ -9,6 +9,7 @@ import { type CallProtocol, GenServer, type GenServerSpec, type ReplyOf, type Se
 import { type From, PendingCall } from './internal/calls.js';
 import { SYS_VIEW, type SysView } from './internal/sys.js';
 import { equal } from './internal/stateEqual.js';
+import { nextSlice, SLICE } from './internal/slice.js';
 import { adopt, isThenable } from './internal/thenable.js';
 import { field, has, NEXT, readResult, readTimeout, REPEAT, STOP, type CallbackMode, type TimeoutAction, unreadable, validateSpec } from './internal/statemRead.js';
 import type { AnySpec, Ev, StateMachineSpec, TimeoutKind } from './internal/statemSpec.js';
@@ -34,13 +35,6 @@ class Timeout {
 
 const INIT = Symbol('keel.statem.init');
 
-/** How many queued events a machine handles in a row before it lets the node's other processes run. */
-const SLICE = 10_000;
-
-/** Resolves once the event loop has run what was waiting (the node's scheduler among it). */
-function nextSlice(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
 const NO_ACTIONS: readonly unknown[] = [];
 
 

@@ -138,6 +138,50 @@ describe('Sys on a GenServer', () => {
     expect((await Sys.getStatus(node, pid)).status).toBe('running');
   });
 
+  it("replays a long held backlog in slices: the node's other processes run between two, and the server can be killed meanwhile", async () => {
+    const { node } = clockedNode(track);
+    const seen: [string, number][] = [];
+    let handled = 0;
+    const pid = await GenServer.start(node, {
+      init: () => 0,
+      handleInfo: (_m: number, n: number) => {
+        handled++;
+        return n + 1;
+      },
+    });
+    const other = node.spawn(() => (m: string) => {
+      seen.push([m, handled]);
+      if (m === 'kill') node.exit(pid, 'kill');
+    });
+    // slices of 10,000: the other process runs after one or two of them (as the scheduler's own
+    // slice falls), never after the whole backlog
+    const sliceEnd = (n: number | undefined): boolean => n === 10_000 || n === 20_000;
+    await Sys.suspend(node, pid);
+    for (let i = 0; i < 25_000; i++) node.send(pid, i);
+    await Sys.getState(node, pid); // all held
+    const resumed = Sys.resume(node, pid);
+    node.send(other, 'ran');
+    await resumed;
+    await node.idle();
+    expect(seen.map(([m]) => m)).toEqual(['ran']);
+    expect(sliceEnd(seen[0]![1])).toBe(true);
+    expect(await Sys.getState(node, pid)).toBe(25_000);
+    await Sys.suspend(node, pid);
+    for (let i = 0; i < 25_000; i++) node.send(pid, i);
+    const held = watch(GenServer.call(node, pid, 'never handled'));
+    await Sys.getState(node, pid);
+    handled = 0;
+    const p = probe(node);
+    const ref = p.ctx.monitor(pid);
+    void Sys.resume(node, pid);
+    node.send(other, 'kill');
+    await receiveDown(p, ref);
+    expect(seen.map(([m]) => m)).toEqual(['ran', 'kill']);
+    expect(sliceEnd(seen[1]![1])).toBe(true);
+    expect(handled).toBe(seen[1]![1]); // nothing more once killed
+    expect((held.error as { stage: string }).stage).toBe('queued');
+  });
+
   it('times out a call to a suspended server; a held call reports the stage queued when the server dies', async () => {
     const { node, clock } = clockedNode(track);
     const pid = await GenServer.start(node, logger());

@@ -6,6 +6,7 @@ import { isInstance } from '../../runtime/safe.js';
 import type { Pid } from '../../runtime/Pid.js';
 import { PendingCall } from './calls.js';
 import { componentOf } from './lifecycle.js';
+import { nextSlice, SLICE } from './slice.js';
 import { isThenable } from './thenable.js';
 
 /** @internal The system operations of Erlang's `sys` module that Keel's servers answer. */
@@ -200,7 +201,11 @@ export function handleSys(host: SysHost, call: PendingCall): void | Promise<void
   }
 }
 
-/** Handles the messages held while suspended, in their order, before the mailbox's next. */
+/**
+ * Handles the messages held while suspended, in their order, before the mailbox's next; a long
+ * backlog in slices, as the scheduler runs a long mailbox: between two, the node's other processes
+ * run (and may kill the server: it then handles no more).
+ */
 function replay(host: SysHost, held: unknown[], from: number): void | Promise<void> {
   for (let i = from; i < held.length; i++) {
     if (isDead(host.ctx)) return;
@@ -210,6 +215,7 @@ function replay(host: SysHost, held: unknown[], from: number): void | Promise<vo
       host.suspended.unshift(...held.slice(i));
       return;
     }
+    if (i - from >= SLICE) return nextSlice().then(() => replay(host, held, i));
     const m = held[i];
     if (isInstance(m, PendingCall)) m.taken();
     if (isInstance(m, HeldEnvelope)) {
