@@ -1,5 +1,5 @@
 import { originOf } from '../runtime/kernel.js';
-import type { Target } from '../runtime/Pid.js';
+import { isPid, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { InvalidArgumentError } from '../errors.js';
 import { callProcess, validateTimeout } from './internal/calls.js';
@@ -10,6 +10,11 @@ export type { ServerStatus } from './internal/sys.js';
 function sysCall(from: Node | Context<any>, server: Target, op: SysOp, timeout: number, fn?: (state: any) => unknown): Promise<unknown> {
   const { node, caller } = originOf(from);
   validateTimeout(timeout);
+  // a system request is Keel's own object, answered by a server of this node: it does not travel
+  // (the cluster would refuse it as a message that is not plain data, naming an internal class)
+  if (isPid(server) && server.node !== node.name) {
+    throw new InvalidArgumentError('server', "a server of this node (a Sys call does not reach another node's processes)", server, `${String(server)} is a process of node ${server.node}`);
+  }
   return callProcess(node, caller, server, new SysRequest(op, fn), timeout, undefined);
 }
 
@@ -18,6 +23,7 @@ function sysCall(from: Node | Context<any>, server: Target, op: SysOp, timeout: 
  * is a call: it fails as `GenServer.call` does (`ERR_NOPROC`, `ERR_CALL_TIMEOUT` after `timeout`,
  * default 5000 ms on the node's clock, `ERR_CALL_EXIT`, `ERR_DEADLOCK`), and a server answers it
  * between two of its callbacks, even while suspended. A StateMachine's state is `{ state, data }`.
+ * It reaches the servers of its own node only: a pid of another node throws `ERR_INVALID_ARGUMENT`.
  */
 export const Sys = {
   /** The server's state (a StateMachine's `{ state, data }`), as `sys:get_state/2`. */

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { type CallProtocol, GenServer, type GenServerSpec, sendSupervised, StateMachine, Sys } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
+import { memoryPair } from '../cluster/support.js';
 import { clockedNode, deferred, expectKeelError, failure, receiveDown, revokedProxy, spawnWithContext, useNodes, watch } from '../support.js';
 
 const track = useNodes();
@@ -303,6 +304,17 @@ describe('Sys on a GenServer', () => {
     GenServer.cast(node, me, 'x');
     await node.idle();
     expectKeelError(await self, 'ERR_DEADLOCK');
+  });
+});
+
+describe('Sys across nodes', () => {
+  it("refuses a server of another node with ERR_INVALID_ARGUMENT saying so, not an encoding error about Keel's own request", async () => {
+    const { a, b } = await memoryPair(track);
+    const pid = await GenServer.start(b, logger());
+    for (const op of [() => Sys.getState(a, pid), () => Sys.getStatus(a, pid), () => Sys.suspend(a, pid), () => Sys.resume(a, pid), () => Sys.replaceState(a, pid, (s) => s)]) {
+      expectKeelError(await failure(op), 'ERR_INVALID_ARGUMENT', 'a server of this node (a', 'node b');
+    }
+    expect(await Sys.getState(b, pid)).toEqual([]);
   });
 });
 
