@@ -60,6 +60,12 @@ export interface SoakOptions {
   /** @internal The heap sampler's full GC (a test passes a fake to prove the memory check fails). */
   gc?: () => void;
   /**
+   * @internal The node's scheduler time source (`scheduler.now`; not with `simulate`, whose slices
+   * count messages): a test passes one that jumps, so that every slice ends after one message, as on
+   * a heavily loaded machine.
+   */
+  scheduler?: { now: () => number };
+  /**
    * @internal Ends the load early when aborted (`keel soak`'s first Ctrl-C): the soak then drains,
    * accounts for every message sent and reports, as at the end of its duration.
    */
@@ -205,6 +211,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
   const node = createNode({
     name: 'keel-soak',
     ...(clock === undefined ? {} : { clock }),
+    ...(o.scheduler === undefined ? {} : { scheduler: { now: o.scheduler.now } }),
     random: seededRandom(o.seed),
     logger,
     services: { deadLetters: { store: { kind: 'sqlite', path: join(dir, 'dead-letters.db') }, backoff: { initialMs: 250, factor: 2, maxMs: 2000 }, maxRetries: 8 } },
@@ -316,19 +323,36 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
 
 
     // ---- the chaos: its share of the kills at each tick, victims drawn from the node's seeded random ----
+    // Its last tick (the metronome's last, sent at or after the load's end) strikes what the whole
+    // load owed, and the chaos then stops itself: the soak awaits that, so that every kill owed is
+    // struck or missed before the report. Shut down at the load's end instead, it could die with that
+    // tick still queued (a loaded machine's slice ends after the last producer's turn), those kills neither.
     let missed = 0;
-    const chaos = node.spawn<'tick'>(() => {
+    let chaosStopped!: () => void;
+    const chaosDone = new Promise<void>((resolve) => (chaosStopped = resolve));
+    const chaos = node.spawn<'tick' | 'last'>((ctx) => {
       let struck = 0;
-      return () => {
+      return (message) => {
         // the kills due by now on the node's clock (a tick that comes late strikes what it owes)
-        const due = Math.floor((o.kill * WORKERS * Math.min(loadWindow.elapsed(), loadWindow.endMs)) / 1000);
-        for (; struck < due; struck++) {
-          // a worker that is restarting is no victim: draw again, a few times
-          let victim: Pid | undefined;
-          for (let tries = 0; tries < 4 && victim === undefined; tries++) victim = workerPid(Math.floor(node.random() * WORKERS));
-          if (victim === undefined) missed++;
-          else chaosKills.strike(node, victim);
+        const elapsed = loadWindow.elapsed();
+        const due = Math.floor((o.kill * WORKERS * Math.min(elapsed, loadWindow.endMs)) / 1000);
+        try {
+          for (; struck < due; struck++) {
+            // a worker that is restarting is no victim: draw again, a few times
+            let victim: Pid | undefined;
+            for (let tries = 0; tries < 4 && victim === undefined; tries++) victim = workerPid(Math.floor(node.random() * WORKERS));
+            if (victim === undefined) missed++;
+            else chaosKills.strike(node, victim);
+          }
+        } catch (e) {
+          // a defect of the soak: the chaos dies of it, and the soak must not wait for it for ever
+          chaosStopped();
+          throw e;
         }
+        // a 'tick' strikes what is due; the 'last' one, then stops the chaos
+        if (message !== 'last') return;
+        chaosStopped();
+        ctx.exit('normal');
       };
     });
 
@@ -381,11 +405,13 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
     node.spawn<'tick'>((ctx) => {
       ctx.sendAfter(ctx.self, 'tick', TICK_MS);
       return () => {
+        // the last tick: the load is over (the producers and the chaos read at least this elapsed time)
+        const last = loadWindow.elapsed() >= loadWindow.endMs;
         // eslint-disable-next-line keel/no-raw-send -- the soak's own clockwork: a tick to its own producers, nothing to acknowledge
         for (const p of producers) ctx.send(p, 'tick');
-        // eslint-disable-next-line keel/no-raw-send -- the soak's own clockwork: a tick to its own chaos process
-        ctx.send(chaos, 'tick');
-        if (loadWindow.elapsed() < loadWindow.endMs) ctx.sendAfter(ctx.self, 'tick', TICK_MS);
+        // eslint-disable-next-line keel/no-raw-send -- the soak's own clockwork: a tick to its own chaos process, which stops after its last
+        ctx.send(chaos, last ? 'last' : 'tick');
+        if (!last) ctx.sendAfter(ctx.self, 'tick', TICK_MS);
         else ctx.exit('normal');
       };
     });
@@ -393,10 +419,11 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
     // ---- the load ends: chaos off, the last outcomes, the dead letter queue redelivers what is pending ----
     await load;
     const loadMs = loadWindow.end();
-    node.exit(chaos, 'shutdown');
     // no more samples a second; the end sample is taken once the load has drained (below)
     heap.endLoad();
     if (progress !== undefined) node.clock.clearTimer(progress.timer);
+    // the chaos's last tick, queued behind the producers' (or behind the load's end: see the chaos)
+    await chaosDone;
     let grace: unknown;
     await Promise.race([ledger.settled(), new Promise<void>((resolve) => (grace = node.clock.setTimer(SETTLE_GRACE_MS, resolve)))]);
     node.clock.clearTimer(grace);
