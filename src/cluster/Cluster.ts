@@ -23,7 +23,7 @@ import { type Kernel, kernelOf, type RemoteRouter } from '../runtime/kernel.js';
 import { type Pid, PidImpl } from '../runtime/Pid.js';
 import type { Node } from '../runtime/types.js';
 import { MAX_TRACESTATE_LENGTH } from '../telemetry/tracing.js';
-import { encodeValue, type PidFactory, reviveValue } from './codec.js';
+import { decodeBatch, encodeValue, type PidFactory, reviveValue } from './codec.js';
 import { BatchReader } from './internal/BatchReader.js';
 import { FailureDetector } from './internal/FailureDetector.js';
 import { Incarnations } from './internal/Incarnations.js';
@@ -105,6 +105,7 @@ export class Cluster {
       peerOf: (pid) => this.#up(pid.node),
       push: (peer, frame) => this.#push(peer, frame),
       dropped: (reason, metadata) => kernel.telemetry.execute('keel.message.dropped', { count: 1 }, { ...metadata, reason }),
+      decode: (text) => decodeBatch(text, this.#pids),
     });
     this.#resets = new Resets({ push: (peer, frame) => this.#push(peer, frame), reset: (peer) => this.#remote.peerDown(peer, true) }, t);
     this.#detector = new FailureDetector(

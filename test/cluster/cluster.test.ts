@@ -7,6 +7,7 @@ import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
 import type { ProbeResult, Transport, TransportHandler } from '../../src/cluster/Transport.js';
 import { CallExitError, KeelError, NoProcError, PeersTimeoutError } from '../../src/errors.js';
 import { GenServer, type GenServerSpec } from '../../src/otp/GenServer.js';
+import { CastMessage } from '../../src/otp/internal/server.js';
 import { callListening, type CallListener } from '../../src/otp/internal/calls.js';
 import { isDown, isExit, type Down, type Exit } from '../../src/runtime/messages.js';
 import type { Pid } from '../../src/runtime/Pid.js';
@@ -193,6 +194,31 @@ describe('remote send', () => {
     a.send({ node: 'z', creation: 1, id: 5 }, 'lost');
     expect(events.events.map((e) => e.metadata.reason)).toEqual(['noconnection']);
     events.stop();
+  });
+
+  it('every drop of a message across nodes carries the message, as a local drop does: sent to a node not connected, to a stale incarnation, cast, and to a dead pid on the receiving node', async () => {
+    const { a, b } = await pair();
+    const gone = b.spawn(() => () => undefined);
+    b.exit(gone, 'kill');
+    const onA = captureEvents(a, ['keel.message.dropped']);
+    const onB = captureEvents(b, ['keel.message.dropped']);
+    const marker = probe(b);
+    const unconnected = { node: 'z', creation: 1, id: 5 };
+    a.send(unconnected, { n: 1 });
+    a.send({ node: 'b', creation: b.creation + 1, id: marker.id }, { n: 2 });
+    GenServer.cast(a, unconnected, { n: 3 });
+    a.send(gone, { n: 4 });
+    GenServer.cast(a, gone, { n: 5 });
+    a.send(marker, 'after');
+    await marker.receive();
+    const seen = (events: typeof onA) => events.events.map((e) => [e.metadata.reason, e.metadata.message instanceof CastMessage ? { cast: e.metadata.message.request } : e.metadata.message]);
+    expect(seen(onA)).toEqual([['noconnection', { n: 1 }], ['noproc', { n: 2 }], ['noconnection', { cast: { n: 3 } }]]);
+    expect(seen(onB)).toEqual([['noproc', { n: 4 }], ['noproc', { cast: { n: 5 } }]]);
+    // a local cast to a dead pid carries the same: the cast's message, its request within
+    const local = captureEvents(b, ['keel.message.dropped']);
+    GenServer.cast(b, gone, { n: 6 });
+    expect(seen(local)).toEqual([['noproc', { cast: { n: 6 } }]]);
+    for (const c of [onA, onB, local]) c.stop();
   });
 
   it('a send by name reaches the process registered there', async () => {

@@ -144,8 +144,9 @@ const track = useNodes();
  * `inner`, counting the messages (`m` and `n` frames) of the batches it posted: a batch the
  * transport dropped instead (it tells the cluster during its send) is not counted.
  */
-function countingPosted(inner: Transport): { transport: Transport; posted: () => number } {
+function countingPosted(inner: Transport): { transport: Transport; posted: () => number; postedValues: unknown[] } {
   let posted = 0;
+  const postedValues: unknown[] = [];
   let dropped = false;
   const transport: Transport = {
     kind: inner.kind,
@@ -164,14 +165,16 @@ function countingPosted(inner: Transport): { transport: Transport; posted: () =>
       inner.send(peer, batch);
       if (dropped) return;
       const frames = (JSON.parse(batch) as unknown[])[4] as unknown[][];
-      posted += frames.filter((f) => f[0] === 'm' || f[0] === 'n').length;
+      const messages = frames.filter((f) => f[0] === 'm' || f[0] === 'n');
+      posted += messages.length;
+      for (const f of messages) postedValues.push(f[3]);
     },
     broadcast: (batch) => inner.broadcast(batch),
     probe: (peer, timeoutMs) => inner.probe(peer, timeoutMs),
     flush: () => inner.flush(),
     close: () => inner.close(),
   };
-  return { transport, posted: () => posted };
+  return { transport, posted: () => posted, postedValues };
 }
 
 describe('a cluster of worker threads over the worker transport', () => {
@@ -310,9 +313,15 @@ describe('a cluster of worker threads over the worker transport', () => {
     const dropped = events.events.filter((e) => e.event === 'keel.message.dropped');
     for (const e of dropped) expect(e.metadata).toMatchObject({ reason: 'noconnection', from: 'node', to: sink });
     const droppedCount = dropped.reduce((n, e) => n + (e.measurements.count ?? 1), 0);
-    // none handled twice (a noconnection drop across nodes carries no message to check it against the handled ones)
+    // none handled twice
     const handledNs = Array.from({ length: sent }, (_, n) => Atomics.load(cell, 2 + n));
     expect(handledNs.filter((times) => times > 1)).toEqual([]);
+    // one by one: each drop names its message, and every message sent was either posted or dropped,
+    // once, never both; none dropped was handled
+    const droppedNs = dropped.map((e) => (e.metadata.message as { n: number }).n);
+    const postedNs = counting.postedValues.map((v) => (v as { n: number }).n);
+    expect([...droppedNs, ...postedNs].sort((x, y) => x - y)).toEqual(Array.from({ length: sent }, (_, n) => n));
+    expect(droppedNs.filter((n) => handledNs[n] !== 0)).toEqual([]);
     expect(handledNs.reduce((a, b) => a + b, 0)).toBe(Atomics.load(cell, 0));
     // sent = posted + dropped with an event: none vanished between the send and the port, none counted twice
     expect(counting.posted() + droppedCount).toBe(sent);

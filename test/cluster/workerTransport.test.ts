@@ -598,6 +598,8 @@ describe('worker transport: a peer that does not read', () => {
     // sent = delivered + reported: every message that did not arrive is one dropped event, none twice
     const dropped = events.events.filter((e) => e.event === 'keel.message.dropped');
     expect(dropped).toHaveLength(45 - got);
+    // each one names its message (decoded from its frame): the ones that did not arrive, in send order
+    expect(dropped.map((e) => e.metadata.message)).toEqual(Array.from({ length: 45 - got }, (_, i) => message(got + i)));
     for (const e of dropped) {
       expect(e.measurements).toEqual({ count: 1 });
       expect(e.metadata).toMatchObject({ reason: 'noconnection', from: 'node' });

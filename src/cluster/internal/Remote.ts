@@ -49,6 +49,8 @@ export interface RemoteHost {
   /** The largest encoded value a frame may carry. */
   maxValueLength(): number;
   dropped(reason: string, metadata: Record<string, unknown>): void;
+  /** Decodes a frame this node encoded (a lost one's message, for its drop event). */
+  decode(text: string): unknown;
 }
 
 export class Remote implements RemoteRouter {
@@ -73,7 +75,7 @@ export class Remote implements RemoteRouter {
   send(from: Proc | undefined, to: Pid, message: unknown): Delivery {
     // a GenServer.cast travels as its request, in a cast frame (with its trace context, if traced)
     if (isCast(message)) return this.#castEncoded(from, to, message, encodeValue(message.request, this.#host.maxValueLength()));
-    return this.#sendEncoded(from, to, encodeValue(message, this.#host.maxValueLength())); // a typed error at send time
+    return this.#sendEncoded(from, to, encodeValue(message, this.#host.maxValueLength()), message); // a typed error at send time
   }
 
   sendLater(from: Proc, to: Pid, message: unknown): () => void {
@@ -82,17 +84,18 @@ export class Remote implements RemoteRouter {
       return () => void this.#castEncoded(from, to, message, request);
     }
     const encoded = encodeValue(message, this.#host.maxValueLength());
-    return () => void this.#sendEncoded(from, to, encoded);
+    return () => void this.#sendEncoded(from, to, encoded, message);
   }
 
-  #sendEncoded(from: Proc | undefined, to: Pid, encoded: string): Delivery {
+  /** `message`: what was sent (its drop event carries it, as a local drop's does). */
+  #sendEncoded(from: Proc | undefined, to: Pid, encoded: string, message: unknown): Delivery {
     const peer = this.#host.peerOf(to);
     if (peer === undefined) {
-      this.#host.dropped('noconnection', { to, from: from?.self ?? 'node' });
+      this.#host.dropped('noconnection', { to, from: from?.self ?? 'node', message });
       return Delivery.NoProc;
     }
     if (to.creation !== peer.incarnation) {
-      this.#host.dropped('noproc', { to, from: from?.self ?? 'node' });
+      this.#host.dropped('noproc', { to, from: from?.self ?? 'node', message });
       return Delivery.NoProc;
     }
     this.#host.push(peer, `["m",${to.id},${from === undefined ? 0 : from.self.id},${encoded}]`);
@@ -102,7 +105,7 @@ export class Remote implements RemoteRouter {
   #castEncoded(from: Proc | undefined, to: Pid, cast: CastMessage, encoded: string): Delivery {
     const peer = this.#host.peerOf(to);
     if (peer === undefined || to.creation !== peer.incarnation) {
-      this.#host.dropped(peer === undefined ? 'noconnection' : 'noproc', { to, from: from?.self ?? 'node' });
+      this.#host.dropped(peer === undefined ? 'noconnection' : 'noproc', { to, from: from?.self ?? 'node', message: cast });
       return Delivery.NoProc;
     }
     const flow = this.#kernel.telemetry.flow;
@@ -267,13 +270,14 @@ export class Remote implements RemoteRouter {
       case 'm': {
         const to = this.#local(f[1]);
         if (to !== undefined) this.#kernel.enqueueTo(to, f[3], undefined);
-        else this.#host.dropped('noproc', { to: this.#localPid(f[1]), from: this.#remotePid(peer, f[2]) });
+        else this.#host.dropped('noproc', { to: this.#localPid(f[1]), from: this.#remotePid(peer, f[2]), message: f[3] });
         return;
       }
       case 'k': {
         const to = this.#local(f[1]);
         if (to === undefined) {
-          this.#host.dropped('noproc', { to: this.#localPid(f[1]), from: this.#remotePid(peer, f[2]) });
+          // as a local cast's drop: the cast's message, its request within
+          this.#host.dropped('noproc', { to: this.#localPid(f[1]), from: this.#remotePid(peer, f[2]), message: new CastMessage(f[3]) });
           return;
         }
         const cast = new CastMessage(f[3]);
@@ -482,15 +486,24 @@ export class Remote implements RemoteRouter {
   /**
    * Frames for `peer` that will never reach it (queued when it went down, or in a batch the transport
    * dropped): each message or cast among them is `keel.message.dropped` (`noconnection`), as one sent
-   * after the peer went down is. Ties need nothing here: the peer's down answers them.
+   * after the peer went down is. Only their text is left: while someone listens to the event, each
+   * frame is decoded for its `message` (a copy, as the peer would have received it); nobody
+   * listening, nothing is decoded. A frame is at most a batch, and at most the outbox and the batch
+   * being sent are lost at once. Ties need nothing here: the peer's down answers them.
    */
   lost(peer: Peer, frames: readonly string[]): void {
+    const listened = this.#kernel.telemetry.isListening('keel.message.dropped');
     for (const frame of frames) {
       const m = LOST_MESSAGE.exec(frame);
       if (m === null) continue;
       const from = m[3] === '0' ? 'node' : this.#localPid(Number(m[3]));
       const to = m[1] === 'n' ? `${JSON.parse(m[2]!) as string}@${peer.name}` : new PidImpl(peer.name, peer.incarnation, Number(m[2]));
-      this.#host.dropped('noconnection', { to, from });
+      if (!listened) {
+        this.#host.dropped('noconnection', { to, from });
+        continue;
+      }
+      const value = (this.#host.decode(frame) as unknown[])[3];
+      this.#host.dropped('noconnection', { to, from, message: m[1] === 'k' ? new CastMessage(value) : value });
     }
   }
 
