@@ -367,7 +367,8 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
 
     await load;
     const loadMs = loadWindow.end();
-    heap.stop();
+    // no more samples a second; the end sample is taken once the load has drained (below)
+    heap.endLoad();
     if (progress !== undefined) node.clock.clearTimer(progress.timer);
     // the consumers drain what is left in their mailboxes, then the last outcomes arrive
     for (const lane of lanes) grant(lane, Infinity);
@@ -376,6 +377,10 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
     await Promise.race([settled, new Promise<void>((resolve) => (grace = node.clock.setTimer(SETTLE_GRACE_MS, resolve)))]);
     node.clock.clearTimer(grace);
     await node.idle();
+    // the heap's end sample (after a full GC), now that the consumers have drained and the last
+    // outcomes are in: at the end of the load, the full mailboxes and the sends waiting for their
+    // outcomes would count as growth
+    heap.stop();
 
     const seconds = loadMs / 1000;
     const reports = lanes.map((lane): OverloadLane => {

@@ -1,6 +1,7 @@
 // Overload in `npm test`: each overflow policy on a bounded mailbox under a producer 10x faster than
 // its consumer, the three at once for 10 s (KEEL_LONG=1: 60 s at 100,000 msg/s a producer). The
 // assertions are the counts, not the rates: a loaded CI machine sends less, never differently.
+import diagnostics from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import { OVERLOAD_CAPACITY, OVERLOAD_FACTOR, OVERLOAD_POLICIES, overloadCapacity, overloadOptions, overloadPassed, runOverload } from '../../src/cli/overload.js';
 import { expectKeelError, thrown } from '../support.js';
@@ -126,6 +127,29 @@ describe('keel soak --overload (runOverload)', () => {
   });
 });
 
+describe('runOverload (the heap)', () => {
+  it("takes the heap's end sample once the consumers have drained and the last outcomes are in, not as the load stops: a backlog is no growth", async () => {
+    const log: string[] = [];
+    const onStop = (): void => void log.push('outcome');
+    diagnostics.subscribe('keel.supervised_send.send.stop', onStop);
+    const aside: string[] = [];
+    try {
+      // on virtual time, replayed: 3 s of load (a 2 s warm-up), the sampler's full GC logged at each sample
+      await runOverload({ duration: 3, rate: 2000, seed: 2, simulate: true, json: true, gc: () => void log.push('gc') }, () => {}, (l) => aside.push(l));
+    } finally {
+      diagnostics.unsubscribe('keel.supervised_send.send.stop', onStop);
+    }
+    const gcs = log.flatMap((e, i) => (e === 'gc' ? [i] : []));
+    // a sample at 2 s and at 3 s (the load's last), then the end sample
+    expect(gcs).toHaveLength(3);
+    // the load's work went on after its last sample (the consumers drained their mailboxes: the last
+    // supervised sends' outcomes) and was through before the end sample
+    expect(log.slice(gcs[1]! + 1, gcs[2]).length).toBeGreaterThan(0);
+    expect(log.slice(gcs[2]! + 1)).toEqual([]);
+    expect(aside.join('\n')).toMatch(/memory .* heap start .* 3 samples, each after a full GC\)/);
+  }, 60_000);
+});
+
 describe('runOverload with a stop signal', () => {
   // keel soak --overload took no signal: Ctrl-C killed it at once, with no report (found in review)
   it('ends the load when the signal aborts, then drains and accounts for every message sent, and reports it as interrupted', async () => {
@@ -149,7 +173,7 @@ describe('runOverload with a stop signal', () => {
 
   it('a signal that aborts once the load is over (while the consumers drain) cuts nothing short: no interrupted', async () => {
     const stop = new AbortController();
-    // a 1 s run ends before the heap's 2 s warm-up: the sampler's one full GC is its last sample, as the load ends
+    // a 1 s run ends before the heap's 2 s warm-up: the sampler's one full GC is its end sample, after the consumers drained
     const r = await runOverload({ duration: 1, rate: 5000, seed: 2, simulate: true, json: true, stop: stop.signal, gc: () => stop.abort() }, () => {}, () => {});
     expect(stop.signal.aborted).toBe(true);
     expect(r).not.toHaveProperty('interrupted');
