@@ -502,7 +502,14 @@ export class Remote implements RemoteRouter {
         this.#host.dropped('noconnection', { to, from });
         continue;
       }
-      const value = (this.#host.decode(frame) as unknown[])[3];
+      let value: unknown;
+      try {
+        value = (this.#host.decode(frame) as unknown[])[3];
+      } catch {
+        // a frame this node encoded decodes; were it ever not to, the drop is still told, without its message
+        this.#host.dropped('noconnection', { to, from });
+        continue;
+      }
       this.#host.dropped('noconnection', { to, from, message: m[1] === 'k' ? new CastMessage(value) : value });
     }
   }
