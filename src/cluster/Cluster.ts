@@ -293,7 +293,7 @@ export class Cluster {
       throw new MessageTooLargeError(nameText.length + encoded.length, this.#maxValueLength, true, 'a message and the registered name it is sent to on another node');
     }
     if (peer === undefined) {
-      this.#kernel.telemetry.execute('keel.message.dropped', { count: 1 }, { to: `${name}@${node}`, from: 'node', reason: 'noconnection' });
+      this.#kernel.telemetry.execute('keel.message.dropped', { count: 1 }, { to: `${name}@${node}`, from: 'node', reason: 'noconnection', message });
       return;
     }
     this.#push(peer, `["n",${nameText},0,${encoded}]`);

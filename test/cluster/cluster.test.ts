@@ -221,6 +221,14 @@ describe('remote send', () => {
     for (const c of [onA, onB, local]) c.stop();
   });
 
+  it("a send by name to a node not connected is dropped with its message, as a send to its pid is", async () => {
+    const { a, ca } = await pair();
+    const onA = captureEvents(a, ['keel.message.dropped']);
+    ca.send('z', 'sink', { n: 1 });
+    expect(onA.events.map((e) => e.metadata)).toEqual([{ to: 'sink@z', from: 'node', reason: 'noconnection', message: { n: 1 } }]);
+    onA.stop();
+  });
+
   it('a send by name reaches the process registered there', async () => {
     const { a, b, ca } = await pair();
     const sink = probe(b);
