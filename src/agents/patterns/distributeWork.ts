@@ -428,7 +428,12 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
         const i = head(w);
         if (i !== undefined && (next === undefined || i < next) && live(w)) next = i;
       }
-      if (next === undefined) return;
+      if (next === undefined) {
+        // a worker this look found dead (the candidate for its first waiting item) may leave items
+        // with no live worker: they fail now, as nothing running may call the pump again
+        if (fallen.length === 0) return;
+        continue;
+      }
       const w = choose(next);
       // a live worker with room can take it: choose finds one (a worker dead since was settled above)
       if (typeof w !== 'number') {

@@ -145,6 +145,20 @@ describe('distributeWork', () => {
     expect(r.perWorker.map((x) => [x.assigned, x.completed, x.failed])).toEqual([[1, 0, 1], [2, 2, 0]]);
   });
 
+  it("capability: an item whose only worker died after its status answered, with nothing running, fails with 'no_live_worker' at once, never a hang", async () => {
+    const node = track();
+    const x = await worker(node, 'x', { capabilities: ['x'] });
+    // answers its status (it can take 'z' items), then stops: dead before the first dispatch
+    const z = await GenServer.start(node, {
+      init: () => null,
+      handleCall: (_request: unknown, _from, state: null) => ({ stop: 'normal', reply: { capabilities: ['z'] }, state }),
+    });
+    const r = await distributeWork(node, ['z0'], { workers: [x, z], strategy: 'capability', requires: () => ['z'] });
+    expect(node.isAlive(z)).toBe(false);
+    expect(r.results).toEqual([{ item: 'z0', index: 0, worker: undefined, ok: false, error: 'no_live_worker', attempts: 0 }]);
+    expect(r.perWorker.map((w) => w.assigned)).toEqual([0, 0]);
+  }, 2000);
+
   it('least loaded: an item whose worker dies while running it goes to another live worker (at least once)', async () => {
     const node = track();
     const started = deferred<void>();
