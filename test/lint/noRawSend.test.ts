@@ -92,6 +92,11 @@ const { send } = socket; send(other, 'x');`,
       ],
     },
     {
+      // a bound send (its type tells) called through Function.prototype.call
+      code: `${spawnHeader}export function relay(k: Context<string>) { const post = k.send.bind(k); post.call(null, other, 'hi'); }`,
+      errors: [{ messageId: 'rawSend', line: 4, suggestions: [] }],
+    },
+    {
       // a context whose name says nothing (no init around it): its type tells
       code: `${spawnHeader}export function relay(k: Context<unknown>) { const { send: post } = k; post(other, 'hi'); }`,
       errors: [{ messageId: 'rawSend', line: 4, suggestions: [] }],
@@ -275,6 +280,20 @@ export const forward = (context) => context.send.bind(context);`,
         { messageId: 'boundSend', line: 6 },
         { messageId: 'boundSend', line: 7 },
         { messageId: 'boundSend', line: 8 },
+      ],
+    },
+    {
+      // a const holding a bound send (or a send taken out of the context) called through Function.prototype.call /
+      // apply: the this-argument aside, each call is a send from that context; to oneself it is not flagged
+      code: `const post = ctx.send.bind(ctx);
+post.call(null, peer, 'hi');
+post.apply(undefined, [peer, 'hi']);
+const { send } = ctx; send.call(ctx, peer, 'hi');
+post.call(null, ctx.self, 'tick'); send.apply(ctx, [ctx.self, 'tick']); post.apply(null, ['x']);`,
+      errors: [
+        { messageId: 'rawSend', line: 2, suggestions: [] },
+        { messageId: 'rawSend', line: 3, suggestions: [] },
+        { messageId: 'rawSend', line: 4, suggestions: [] },
       ],
     },
     {

@@ -38,15 +38,21 @@ export const noRawSend = createRule<Options, 'rawSend' | 'boundSend' | 'useSendS
       const how = node.callee.type === 'MemberExpression' ? propertyName(node.callee) : undefined;
       if (how !== 'call' && how !== 'apply') return;
       const send = unwrapTs((node.callee as TSESTree.MemberExpression).object);
-      if (send.type !== 'MemberExpression' || propertyName(send) !== 'send') return;
       const [thisArg, ...rest] = node.arguments;
-      if (thisArg === undefined || thisArg.type === 'SpreadElement') return;
       let args: readonly (TSESTree.CallExpressionArgument | TSESTree.Expression | null)[] = rest;
       if (how === 'apply') {
         const list = rest[0] === undefined ? undefined : unwrapTs(rest[0]);
         if (list?.type !== 'ArrayExpression') return;
         args = list.elements;
       }
+      // `post.call(null, to, m)`, `post.apply(null, [to, m])`: a const holding the context's send (bound, or taken
+      // out of it), its this-argument aside
+      if (send.type === 'Identifier') {
+        viaConst(node, send, args);
+        return;
+      }
+      if (send.type !== 'MemberExpression' || propertyName(send) !== 'send') return;
+      if (thisArg === undefined || thisArg.type === 'SpreadElement') return;
       if (args.length < 2 && !args.some((a) => a?.type === 'SpreadElement')) return;
       const target = args[0];
       if (target == null || target.type === 'SpreadElement' || isSelfOf(context, target, thisArg)) return;
@@ -60,11 +66,15 @@ export const noRawSend = createRule<Options, 'rawSend' | 'boundSend' | 'useSendS
      * without a suggestion (the rewrite would need that object's text where the call is, and the name may
      * be another binding there).
      */
-    const viaConst = (node: TSESTree.CallExpression, callee: TSESTree.Identifier): void => {
-      if (node.arguments.length < 2 && !node.arguments.some((a) => a.type === 'SpreadElement')) return;
+    const viaConst = (
+      node: TSESTree.CallExpression,
+      callee: TSESTree.Identifier,
+      args: readonly (TSESTree.CallExpressionArgument | TSESTree.Expression | null)[] = node.arguments,
+    ): void => {
+      if (args.length < 2 && !args.some((a) => a?.type === 'SpreadElement')) return;
       const from = sendHolder(context, callee);
-      const [target] = node.arguments;
-      if (from === undefined || target === undefined || isSelfOf(context, target, from)) return;
+      const [target] = args;
+      if (from === undefined || target == null || (target.type !== 'SpreadElement' && isSelfOf(context, target, from))) return;
       // by the type of the function the name holds (Keel's Context's send), else by the receiver's name
       const verdict = keelFunction(context, callee, 'Context', 'send');
       if (verdict === 'other' && keelFunction(context, callee, 'Proc', 'send') !== 'keel') return;
