@@ -57,6 +57,8 @@ untyped.run('no-sleep-in-tests (without types)', noSleepInTests, {
     { code: `await barrier.wait(3); await page.sleep(5); await this.sleep(5);`, filename: testFile },
     { code: `const utils = { sleep: (ms) => ms * 2, wait(n) { return queue.take(n); } };\nawait utils.sleep(5); await utils.wait(3);`, filename: testFile },
     { code: `class Q { wait(n) { return this.queue.take(n); } async f() { await this.wait(3); } }`, filename: testFile },
+    // a function of this file named like a sleep helper is judged by its code, not its name: advancing a clock, taking from a queue
+    { code: `const sleep = (ms) => clock.advance(ms);\nfunction wait(n) { return queue.take(n); }\nawait sleep(100); await wait(3); await Promise.all([sleep(5)]);`, filename: testFile },
     // a helper of this file whose timer only rejects is a guard, not a sleep
     { code: `function deadline(ms) { return new Promise((resolve, reject) => setTimeout(() => reject(new Error('late')), ms)); }\nawait deadline(5);`, filename: testFile },
     // helpers that return each other (no timer in either) are looked into once
@@ -198,6 +200,19 @@ await Promise.allSettled([nap(5)]);`,
       ],
     },
 
+    {
+      // a function of this file named like a sleep helper that returns a sleep is one (found by its code); an async one
+      // that awaits a timer is flagged where it awaits it
+      code: `const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+await sleep(5);
+async function delay(ms) { await new Promise((r) => setTimeout(r, ms)); }
+await delay(5);`,
+      filename: testFile,
+      errors: [
+        { messageId: 'sleep', line: 2, data: { what: 'await sleep(…), a sleep of this file' } },
+        { messageId: 'sleep', line: 3, data: { what: 'await new Promise(… setTimeout …)' } },
+      ],
+    },
     {
       code: `await nap(5);`,
       filename: 'e2e/flow.e2e.ts',

@@ -105,8 +105,9 @@ function sleepOf(context: RuleContext, written: TSESTree.Node, sleepFunctions: r
   }
   // `const pause = promisify(setTimeout)` (util's): the promise form of setTimeout, a sleep whatever its name
   if (callee.type === 'Identifier' && promisifiesSetTimeout(context, callee)) return `await ${callee.name}(…), setTimeout promisified`;
-  // await sleep(ms): a helper by name, when its first argument is a duration
-  if (callee.type === 'Identifier' && sleepFunctions.includes(callee.name) && isDuration(context, awaited.arguments[0]!)) {
+  // await sleep(ms): a helper by name, when its first argument is a duration and its code is not in this file (a
+  // function of this file is judged by its code below: `const sleep = (ms) => clock.advance(ms)` is no sleep)
+  if (callee.type === 'Identifier' && sleepFunctions.includes(callee.name) && isDuration(context, awaited.arguments[0]!) && functionNamed(context, callee) === undefined) {
     return `await ${callee.name}(…)`;
   }
   // a function of this file that returns a sleep, whatever its name: `nap(5)`, `this.sleep(5)`, `utils.sleep(5)`
