@@ -59,6 +59,8 @@ untyped.run('no-sleep-in-tests (without types)', noSleepInTests, {
     { code: `class Q { wait(n) { return this.queue.take(n); } async f() { await this.wait(3); } }`, filename: testFile },
     // a function of this file named like a sleep helper is judged by its code, not its name: advancing a clock, taking from a queue
     { code: `const sleep = (ms) => clock.advance(ms);\nfunction wait(n) { return queue.take(n); }\nawait sleep(100); await wait(3); await Promise.all([sleep(5)]);`, filename: testFile },
+    // a generator's call gives its generator object at once, whatever its body returns: no sleep
+    { code: `async function* gen(ms) { return new Promise((r) => setTimeout(r, ms)); }\nawait gen(5);`, filename: testFile },
     // a helper of this file whose timer only rejects is a guard, not a sleep
     { code: `function deadline(ms) { return new Promise((resolve, reject) => setTimeout(() => reject(new Error('late')), ms)); }\nawait deadline(5);`, filename: testFile },
     // helpers that return each other (no timer in either) are looked into once

@@ -123,6 +123,7 @@ type Fn = TSESTree.ArrowFunctionExpression | TSESTree.FunctionExpression | TSEST
 
 /** True when every value `fn` returns (its expression body, or its top-level `return`s, at least one) is a sleep. */
 function returnsSleep(context: RuleContext, fn: Fn, sleepFunctions: readonly string[], seen: Set<TSESTree.Node>): boolean {
+  if (fn.generator) return false; // its call gives a generator object at once, whatever its body returns
   if (fn.body.type !== 'BlockStatement') return sleepOf(context, fn.body, sleepFunctions, seen) !== undefined;
   const returned: (TSESTree.Expression | null)[] = [];
   walk(context, fn.body, (n) => {
