@@ -199,6 +199,8 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
     `const post = ctx.send.bind(ctx); post(ctx.self, 'tick'); post.call(null, ctx.self, 'tock');`,
     `const tick = ctx.send.bind(ctx, ctx.self); tick('t'); setInterval(ctx.send.bind(ctx, ctx.self, 'tick'), 10);`,
     `ctx.send.bind(ctx)(ctx.self, 'tick');`,
+    // the same behind an optional chain: the const holds the bound send, only called, to oneself
+    `const post = ctx.send?.bind(ctx); post(ctx.self, 'tick');`,
     `relay(socket.send.bind(socket)); const f = node.send.bind(node); f(peer, 'x'); relay(handler.bind(ctx)); relay(ctx.reply.bind(ctx));`,
   ],
   invalid: [
@@ -295,6 +297,12 @@ post.call(null, ctx.self, 'tick'); send.apply(ctx, [ctx.self, 'tick']); post.app
         { messageId: 'rawSend', line: 3, suggestions: [] },
         { messageId: 'rawSend', line: 4, suggestions: [] },
       ],
+    },
+    {
+      // a send bound behind an optional chain (ctx.send?.bind(ctx)) held in a const: each call is the send
+      code: `const post = ctx.send?.bind(ctx);
+post(peer, 'hi');`,
+      errors: [{ messageId: 'rawSend', line: 2, suggestions: [] }],
     },
     {
       // the same send through Function.prototype.call, apply, or behind the optional chain: no suggestion

@@ -101,7 +101,9 @@ export const noRawSend = createRule<Options, 'rawSend' | 'boundSend' | 'useSendS
         if (target.type === 'SpreadElement' || !isSelfOf(context, target, thisArg)) report();
         return true;
       }
-      const place = wrapped(node);
+      // `ctx.send?.bind(ctx)`: the optional chain holds the same bound send
+      let place = wrapped(node);
+      if (place.parent?.type === 'ChainExpression') place = wrapped(place.parent);
       const parent = place.parent;
       // called at once: `ctx.send.bind(ctx)(to, m)`
       if (parent?.type === 'CallExpression' && parent.callee === place) {
@@ -172,6 +174,7 @@ function sendHolder(context: Readonly<TSESLint.RuleContext<string, readonly unkn
   }
   if (def.node.id !== def.name) return undefined;
   let member = unwrapTs(init);
+  if (member.type === 'ChainExpression') member = unwrapTs(member.expression); // `ctx.send?.bind(ctx)`
   // `const post = ctx.send.bind(ctx)`: the same send, its context bound (a bound target too is reported at the bind)
   if (member.type === 'CallExpression' && member.callee.type === 'MemberExpression' && propertyName(member.callee) === 'bind' && member.arguments.length === 1) {
     member = unwrapTs(member.callee.object);
