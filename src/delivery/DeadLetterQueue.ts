@@ -143,13 +143,16 @@ export class DeadLetterService implements DeadLetterQueue {
     if (!this.available) throw this.#unavailable('add');
     const expected = '{ recipient, message, reason, metadata? }';
     if (typeof entry !== 'object' || entry === null || types.isProxy(entry)) throw new InvalidArgumentError('entry', expected, entry);
-    let fields: typeof entry;
+    // each field read once, in this order (no intermediate object: this is the hot path of an add)
+    let recipient: Target, message: unknown, reason: string, metadata: object;
     try {
-      fields = { recipient: entry.recipient, message: entry.message, reason: entry.reason, metadata: entry.metadata ?? {} };
+      recipient = entry.recipient;
+      message = entry.message;
+      reason = entry.reason;
+      metadata = entry.metadata ?? {};
     } catch (e) {
       throw new InvalidArgumentError('entry', `${expected} whose fields can be read`, entry, `reading one threw ${thrownText(e)}`);
     }
-    const { recipient, message, reason, metadata = {} } = fields;
     checkTarget(recipient, 'entry.recipient');
     if (typeof reason !== 'string' || reason === '') throw new InvalidArgumentError('entry.reason', 'a non-empty string', reason);
     if (typeof metadata !== 'object' || metadata === null) throw new InvalidArgumentError('entry.metadata', 'an object', metadata);

@@ -116,7 +116,7 @@ const TYPED_ARRAYS = [
 export function checkSerializable(value: unknown, path = 'message'): void {
   let r: number;
   try {
-    r = scan(value, 0, { seen: undefined, budget: SCAN_BUDGET });
+    r = scanPlain(value);
     if (r === DEEP) r = scan(value, 0, { seen: new Set(), budget: Infinity });
   } catch {
     r = BAD; // a getter threw: the walk below finds where
@@ -191,6 +191,28 @@ function hasSymbolKeys(obj: object): boolean {
 interface Scan {
   readonly seen: Set<object> | undefined;
   budget: number;
+}
+
+/**
+ * The first scan of a check: {@link scan} from the top, with its plain-object case (most messages and
+ * metadata: a few fields of primitives) taken here, where the scan's state is made only for a nested
+ * object. Reads what `scan` reads, in the same order: a value that is no plain object goes to `scan`
+ * before anything of it is read.
+ */
+function scanPlain(value: unknown): number {
+  if (typeof value !== 'object' || value === null || types.isProxy(value)) return scan(value, 0, { seen: undefined, budget: SCAN_BUDGET });
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return scan(value, 0, { seen: undefined, budget: SCAN_BUDGET });
+  let state: Scan | undefined;
+  for (const key in value) {
+    const v = (value as Record<string, unknown>)[key];
+    if (typeof v === 'object' || typeof v === 'function' || typeof v === 'symbol') {
+      // the budget as scan's would stand after this object (its own visit counted)
+      const r = scan(v, 1, (state ??= { seen: undefined, budget: SCAN_BUDGET - 1 }));
+      if (r !== OK) return r;
+    }
+  }
+  return hasSymbolKeys(value) ? BAD : OK;
 }
 
 /** OK, BAD, or DEEP (gave up: too deep or too large without a seen-set). Decides as {@link walk} would, without the path. */
