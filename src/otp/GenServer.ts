@@ -1,6 +1,6 @@
 import { CallExitError, CallTimeoutError, checkStrayKeys, DeadlockError, InvalidArgumentError, readOption, StartError, toError } from '../errors.js';
 import { refuseMisspelt } from './internal/misspelt.js';
-import { exitedWith, inTurn, isDead, isProcess, originOf, type Proc } from '../runtime/kernel.js';
+import { exitedWith, inTurn, isDead, isProcess, kernelOf, originOf, type Proc } from '../runtime/kernel.js';
 import { isAbortSignal, isInstance } from '../runtime/safe.js';
 import { formatReason, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
 import { checkTarget, Name, nameOf, type Pid, type Target, targetText } from '../runtime/Pid.js';
@@ -207,7 +207,10 @@ export const GenServer = {
     request: R,
     options?: number | { timeout?: number; signal?: AbortSignal },
   ): Promise<ReplyOf<P, R>> {
-    const { node, caller } = originOf(from); // the target is checked where it is looked up
+    // originOf's checks without its { node, caller } object per call: a context's kernel is never
+    // the context itself, a node's is the node (the target is checked where it is looked up)
+    const node = kernelOf(from);
+    const caller = node === from ? undefined : (from as Proc);
     let timeout = 5000;
     let signal: AbortSignal | undefined;
     if (typeof options === 'number') {

@@ -8,7 +8,7 @@ import {
   MailboxFullError,
   NoProcError,
 } from '../../errors.js';
-import { Delivery, ExitWatcher, exitWatchersOf, inTurn, type Kernel, kernelOfProcess, NextTurnWatcher, isProcess, kernelOf, type Proc, type TimerEntry } from '../../runtime/kernel.js';
+import { Delivery, ExitWatcher, exitWatchersOf, inTurn, type Kernel, NextTurnWatcher, isProcess, kernelOf, type Proc, type TimerEntry } from '../../runtime/kernel.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
 import { captureResolvers, capturedResolvers } from './promiseExecutor.js';
 import { adopt } from './thenable.js';
@@ -110,6 +110,10 @@ function tellListener(node: Kernel, listener: CallListener, value: unknown, repl
 }
 
 const callChannel = diagnostics.tracingChannel('keel.call');
+// its five channels, held: whether any has a subscriber (a tracer may subscribe to some only) is then
+// five checks per call, without the tracing channel's getter and its five loads
+const { start: callStart, end: callEnd, asyncStart: callAsyncStart, asyncEnd: callAsyncEnd, error: callError } = callChannel;
+
 
 // where a call stood when its server died (see CallStage): taken by the server's handler unless marked
 const TAKEN = 0;
@@ -128,6 +132,8 @@ export class PendingCall extends NextTurnWatcher {
   declare readonly server: Proc;
   /** What the caller called: the server's pid, or the name it was found by (for the error texts). */
   declare readonly target: Target;
+  /** The server's node (a field, not a call per use: read at arming and settling of every call). */
+  declare readonly node: Kernel;
   /** The promise's resolve, or TO_LISTENER (its listener in rejectFn); undefined once settled. */
   private declare resolveFn: ((value: unknown) => void) | undefined;
   /** The promise's reject, or the {@link CallListener} told of the outcome (resolveFn is TO_LISTENER). */
@@ -141,11 +147,13 @@ export class PendingCall extends NextTurnWatcher {
   /** TAKEN, QUEUED or DEFERRED: written only when the server dies with the call queued, or defers its reply. */
   private declare stage: number;
 
-  constructor(request: unknown, server: Proc, target: Target, resolve: (value: unknown) => void, reject: ((error: unknown) => void) | CallListener) {
+  /** `node`: the server's node (the one it was looked up on). */
+  constructor(request: unknown, server: Proc, target: Target, node: Kernel, resolve: (value: unknown) => void, reject: ((error: unknown) => void) | CallListener) {
     super();
     (this as { request: unknown }).request = request;
     (this as { server: Proc }).server = server;
     (this as { target: Target }).target = target;
+    (this as { node: Kernel }).node = node;
     this.resolveFn = resolve;
     this.rejectFn = reject;
     this.timer = undefined;
@@ -158,10 +166,6 @@ export class PendingCall extends NextTurnWatcher {
   /** The server as the error texts name it: its pid, or the name it was called by and its pid. */
   get serverText(): string {
     return targetText(this.target, this.server.self);
-  }
-
-  get node(): Kernel {
-    return kernelOfProcess(this.server);
   }
 
   /** The calling process while it waits (a call from a process of this node), else undefined. */
@@ -193,7 +197,7 @@ export class PendingCall extends NextTurnWatcher {
         // deadline holds until then (adopted by the caller's promise, one that never settled would
         // keep the caller waiting past its timeout). The reply is given: the server's exit meanwhile
         // does not fail the call
-        kernelOfProcess(this.server).unwatchExit(this);
+        this.node.unwatchExit(this);
         adopt(value as PromiseLike<unknown>).then(
           (settled) => this.reply(settled),
           (error: unknown) => this.fail(error),
@@ -202,7 +206,7 @@ export class PendingCall extends NextTurnWatcher {
       }
     }
     this.finish(false, undefined);
-    if (resolve === TO_LISTENER) tellListener(kernelOfProcess(this.server), this.rejectFn as CallListener, value, true);
+    if (resolve === TO_LISTENER) tellListener(this.node, this.rejectFn as CallListener, value, true);
     else resolve(value);
   }
 
@@ -210,7 +214,7 @@ export class PendingCall extends NextTurnWatcher {
     const resolve = this.resolveFn;
     if (resolve === undefined) return;
     this.finish(true, error);
-    if (resolve === TO_LISTENER) tellListener(kernelOfProcess(this.server), this.rejectFn as CallListener, error, false);
+    if (resolve === TO_LISTENER) tellListener(this.node, this.rejectFn as CallListener, error, false);
     else (this.rejectFn as (error: unknown) => void)(error);
   }
 
@@ -243,7 +247,7 @@ export class PendingCall extends NextTurnWatcher {
   onExit(reason: ExitReason): void {
     const registeredName = nameOf(this.target);
     this.fail(
-      kernelOfProcess(this.server).stopping
+      this.node.stopping
         ? new NoProcError(this.serverText, 'the node shut down before the reply', { registeredName })
         : new CallExitError(this.serverText, reason, formatReason(reason), {
           stage: this.stage === QUEUED ? 'queued' : this.stage === DEFERRED ? 'deferred' : 'handling',
@@ -261,7 +265,7 @@ export class PendingCall extends NextTurnWatcher {
 
   /** @internal At the next turn of the event loop: arm the deadline if the caller still waits. */
   nextTurn(): void {
-    if (this.resolveFn !== undefined) this.timer = kernelOfProcess(this.server).schedule(this.timeoutMs, PendingCall.prototype.timedOut, false, this);
+    if (this.resolveFn !== undefined) this.timer = this.node.schedule(this.timeoutMs, PendingCall.prototype.timedOut, false, this);
   }
 
   /** The deadline passed (a timer method: no closure per call). */
@@ -272,7 +276,7 @@ export class PendingCall extends NextTurnWatcher {
 
   /** @internal Arms the deadline and the watches; called once the request is in the server's mailbox. */
   arm(timeoutMs: number, caller: Proc | undefined, signal: AbortSignal | undefined): void {
-    const node = kernelOfProcess(this.server);
+    const node = this.node;
     if (!node.watchExit(this.server, this)) {
       this.fail(new NoProcError(this.serverText, 'the server exited before the call was armed', { registeredName: nameOf(this.target) }));
       return;
@@ -300,11 +304,14 @@ export class PendingCall extends NextTurnWatcher {
 
   private finish(failed: boolean, error: unknown): void {
     this.resolveFn = undefined;
-    const node = kernelOfProcess(this.server);
+    const node = this.node;
     if (node.telemetry.flow !== undefined) endCallSpan(node.telemetry.flow, this, failed, error);
     if (this.turnQueued) node.cancelNextTurn(this);
-    if (this.timer !== undefined) node.cancelEntry(this.timer);
-    this.timer = undefined;
+    const timer = this.timer;
+    if (timer !== undefined) {
+      node.cancelEntry(timer);
+      this.timer = undefined; // written only when armed: most calls settle before their deadline is
+    }
     node.unwatchExit(this);
     const watch = this.callerWatch;
     if (watch !== undefined) {
@@ -367,11 +374,14 @@ export function callProcess(
   signal: AbortSignal | undefined,
 ): Promise<unknown> {
   // any of the five channels: a tracer may subscribe to some only (`error`, `asyncEnd`)
-  if (callChannel.hasSubscribers) {
+  if (callStart.hasSubscribers || callEnd.hasSubscribers || callAsyncStart.hasSubscribers || callAsyncEnd.hasSubscribers || callError.hasSubscribers) {
     const context = { target, request, caller: caller?.self ?? 'node', node: node.name };
     return callChannel.tracePromise(() => startCall(node, caller, target, request, timeoutMs, signal), context);
   }
-  return startCall(node, caller, target, request, timeoutMs, signal);
+  // startCall's body, inline: one call fewer per call while it runs unoptimized
+  const promise = new Promise<unknown>(captureResolvers); // a shared executor: no closure per call
+  makeCall(node, caller, target, request, timeoutMs, signal, capturedResolvers.resolve, capturedResolvers.reject);
+  return promise;
 }
 
 function startCall(node: Kernel, caller: Proc | undefined, target: Target, request: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
@@ -394,7 +404,7 @@ export function callListening(from: Node | Context<any>, target: Target, request
   const caller = isProcess(from) ? from : undefined;
   validateTimeout(timeout);
   // any of the five channels: a tracer may subscribe to some only (`error`, `asyncEnd`)
-  if (callChannel.hasSubscribers) {
+  if (callStart.hasSubscribers || callEnd.hasSubscribers || callAsyncStart.hasSubscribers || callAsyncEnd.hasSubscribers || callError.hasSubscribers) {
     // traced: the promise the tracer follows, forwarded to the listener
     callProcess(node, caller, target, request, timeout, undefined).then(
       (reply) => listener.callReplied(reply),
@@ -441,7 +451,7 @@ function makeCall(
   }
   else if (signal?.aborted === true) error = new AbortedError(`the call to ${targetText(target, server.self)}`, signal.reason);
   else {
-    const call = new PendingCall(request, server, target, resolve, reject);
+    const call = new PendingCall(request, server, target, node, resolve, reject);
     if (node.telemetry.flow !== undefined) startCallSpan(node.telemetry.flow, call, caller);
     const delivered = node.enqueueTo(server, call, caller);
     if (delivered === Delivery.Enqueued) call.arm(timeoutMs, caller, signal);

@@ -459,7 +459,7 @@ export class DeathWatch {
   /** Tells `w` synchronously when `p` dies; false (and nothing registered) when `p` is dead. */
   watch(p: Proc, w: ExitWatcher): boolean {
     if ((p.flags & F_DEAD) !== 0) return false;
-    const x = p.ext();
+    const x = p.x ?? p.ext(); // a watched process keeps its extras: no call for them most times
     const head = x.watchers;
     w.watched = p;
     w.watchPrev = undefined;

@@ -57,9 +57,9 @@ export interface SchedulerSettings {
  * that is not the common case is a call, so that TurboFan compiles the loop and the turn tight.
  */
 export class Scheduler implements Waker {
-  readonly #host: SchedulerHost;
-  readonly #mail: Mailboxes;
-  readonly #budget: number;
+  private readonly host: SchedulerHost;
+  private readonly mail: Mailboxes;
+  private readonly budget: number;
   readonly #sliceMs: number;
   /** An interval at least this long marks its last process slow (an eighth of the slice). */
   readonly #slowMs: number;
@@ -67,41 +67,41 @@ export class Scheduler implements Waker {
   readonly #deterministic: boolean;
   readonly #now: () => number;
   // run queue: a FIFO ring of ready processes
-  #rq: (Proc | null | undefined)[] = rqArray(RQ_INITIAL);
-  #rqMask = RQ_INITIAL - 1;
-  #rqHead = 0;
-  #rqSize = 0;
-  #running = false;
-  #pending = false;
-  #sliceOpen = false;
+  private rq: (Proc | null | undefined)[] = rqArray(RQ_INITIAL);
+  private rqMask = RQ_INITIAL - 1;
+  private rqHead = 0;
+  private rqSize = 0;
+  private running = false;
+  private pending = false;
+  private sliceOpen = false;
   #sliceStart = 0;
   /** Messages left before the clock is read again, and how many the current interval started with. */
-  #countdown = 1;
-  #interval = 1;
+  private countdown = 1;
+  private interval = 1;
   /** Messages run in this slice since the time source last moved (see MAX_STILL_MESSAGES). */
   #stillMessages = 0;
   /** When the clock was last read in this slice. */
   #checkedAt = 0;
-  readonly #coarseClock = new SliceCache(() => this.#host.clock.now());
-  readonly #coarseTimers = new SliceCache(() => this.#host.timerNow());
-  #attachVersion = -1;
-  #longScheduleAttached = false;
-  readonly #longScheduleChannel = diagnostics.channel('keel.process.long_schedule');
+  readonly #coarseClock = new SliceCache(() => this.host.clock.now());
+  readonly #coarseTimers = new SliceCache(() => this.host.timerNow());
+  private attachVersion = -1;
+  private longScheduleAttached = false;
+  private readonly longScheduleChannel = diagnostics.channel('keel.process.long_schedule');
   /** Processes whose async handler (or init) has not settled yet. */
   busy = 0;
   /**
    * Each process's handler time (ms, on the scheduler's `now`) while an observer measures it (see
    * {@link Scheduler.measureHandlerTime}); undefined otherwise: the loop then pays one check per run.
    */
-  #handlerTimes: WeakMap<Proc, number> | undefined = undefined;
+  private handlerTimes: WeakMap<Proc, number> | undefined = undefined;
   #measurers = 0;
   /** The lifecycle's idle check, set once by the node right after both exist (each needs the other). */
   idle!: { readonly waiting: number; checkIdle(): void };
 
   constructor(host: SchedulerHost, mail: Mailboxes, settings: SchedulerSettings) {
-    this.#host = host;
-    this.#mail = mail;
-    this.#budget = settings.budget;
+    this.host = host;
+    this.mail = mail;
+    this.budget = settings.budget;
     this.#sliceMs = settings.sliceMs;
     this.#slowMs = settings.sliceMs / 8;
     this.#longScheduleMs = settings.longScheduleMs;
@@ -111,116 +111,119 @@ export class Scheduler implements Waker {
 
   /** Processes on the run queue. */
   get queued(): number {
-    return this.#rqSize;
+    return this.rqSize;
   }
 
   get capacity(): number {
-    return this.#rqMask + 1;
+    return this.rqMask + 1;
   }
 
   /** True while anything is runnable, running, or about to run. */
   get active(): boolean {
-    return this.#rqSize > 0 || this.#running || this.#pending;
+    return this.rqSize > 0 || this.running || this.pending;
   }
 
   /** Puts a process that is not scheduled, running or busy on the run queue, and the loop to work. */
   wake(p: Proc): void {
     p.flags |= F_SCHEDULED;
-    this.#rqPush(p);
-    if (!this.#running && !this.#pending) {
-      this.#pending = true;
-      void RESOLVED.then(this.#drain);
+    // rqPush's body, inline: every send from outside the loop and every call wakes a process
+    if (this.rqSize > this.rqMask) this.rqGrow();
+    this.rq[(this.rqHead + this.rqSize) & this.rqMask] = p;
+    this.rqSize++;
+    if (!this.running && !this.pending) {
+      this.pending = true;
+      void RESOLVED.then(this.drain);
     }
   }
 
-  #rqPush(p: Proc): void {
-    if (this.#rqSize > this.#rqMask) this.#rqGrow();
-    this.#rq[(this.#rqHead + this.#rqSize) & this.#rqMask] = p;
-    this.#rqSize++;
+  private rqPush(p: Proc): void {
+    if (this.rqSize > this.rqMask) this.rqGrow();
+    this.rq[(this.rqHead + this.rqSize) & this.rqMask] = p;
+    this.rqSize++;
   }
 
   /** Doubles the run queue (out of line: the push stays small enough to inline into every send). */
-  #rqGrow(): void {
-    const n = this.#rqMask + 1;
+  private rqGrow(): void {
+    const n = this.rqMask + 1;
     const nb = rqArray(n * 2);
-    for (let i = 0; i < this.#rqSize; i++) nb[i] = this.#rq[(this.#rqHead + i) & this.#rqMask]!;
-    this.#rq = nb;
-    this.#rqMask = n * 2 - 1;
-    this.#rqHead = 0;
+    for (let i = 0; i < this.rqSize; i++) nb[i] = this.rq[(this.rqHead + i) & this.rqMask]!;
+    this.rq = nb;
+    this.rqMask = n * 2 - 1;
+    this.rqHead = 0;
   }
 
-  #drain = (): void => {
+  private drain = (): void => {
     try {
-      this.#runLoop();
+      this.runLoop();
     } catch (e) {
       // a bug, not user code (every user callback is guarded): keep the node alive and say so
-      this.#running = false;
-      this.#host.log('error', `the scheduler loop of node ${this.#host.name} threw`, e);
-      if (this.#rqSize > 0 && !this.#pending) {
-        this.#pending = true;
-        setImmediate(this.#drain);
+      this.running = false;
+      this.host.log('error', `the scheduler loop of node ${this.host.name} threw`, e);
+      if (this.rqSize > 0 && !this.pending) {
+        this.pending = true;
+        setImmediate(this.drain);
       }
     }
   };
 
-  #runLoop(): void {
-    this.#pending = false;
-    this.#running = true;
-    const budget = this.#budget;
-    const timed = this.#handlerTimes !== undefined || this.#longScheduleWatched();
+  private runLoop(): void {
+    this.pending = false;
+    this.running = true;
+    const budget = this.budget;
+    const timed = this.handlerTimes !== undefined || this.longScheduleWatched();
     // A slice spans every run of the loop until the event loop has had a turn: runs started as
     // microtasks (an async handler settling, a send from outside) share the slice of the run before.
-    if (!this.#sliceOpen) {
-      this.#sliceOpen = true;
+    if (!this.sliceOpen) {
+      this.sliceOpen = true;
       if (this.#deterministic) {
-        this.#countdown = this.#interval = DETERMINISTIC_SLICE;
+        this.countdown = this.interval = DETERMINISTIC_SLICE;
       } else {
         this.#sliceStart = this.#checkedAt = this.#now();
         this.#stillMessages = 0;
-        this.#countdown = this.#interval = 1; // the first message of a slice measures the pace
+        this.countdown = this.interval = 1; // the first message of a slice measures the pace
       }
       setImmediate(this.#closeSlice);
     }
     // the process of the last turn, to which an interval that ended with it is attributed
     let last: Proc | undefined;
-    while (this.#rqSize > 0) {
-      if (this.#countdown <= 0 && this.#sliceSpent(last)) {
-        this.#yield();
+    while (this.rqSize > 0) {
+      if (this.countdown <= 0 && this.sliceSpent(last)) {
+        this.yield();
         return;
       }
-      const p = this.#rq[this.#rqHead]!;
-      this.#rq[this.#rqHead] = null;
-      this.#rqHead = (this.#rqHead + 1) & this.#rqMask;
-      this.#rqSize--;
+      const p = this.rq[this.rqHead]!;
+      this.rq[this.rqHead] = null;
+      this.rqHead = (this.rqHead + 1) & this.rqMask;
+      this.rqSize--;
       p.flags &= ~F_SCHEDULED;
       // a new process that has only its init to run (no message yet) takes a turn like any other
       if ((p.flags & (F_DEAD | F_SLOW | F_FRESH)) !== 0 && ((p.flags & (F_DEAD | F_SLOW)) !== 0 || p.size > 0)) {
         if ((p.flags & F_DEAD) !== 0) continue;
         if (this.#measuredTurn(p, last, timed)) {
-          this.#yield();
+          this.yield();
           return;
         }
       } else {
         let n = 1;
         try {
-          n = timed ? this.#timedTurn(p, budget) : this.#turn(p, budget);
+          n = timed ? this.#timedTurn(p, budget) : this.turn(p, budget);
         } catch (e) {
           this.#turnFailed(p, e);
         }
-        this.#countdown -= n;
+        this.countdown -= n;
       }
       last = p;
     }
     // an interval that ended with the last turn (a measured process's, say) is read now; when the
     // slice is spent, a run started in it before the event loop's turn (a microtask) yields at once
-    if (this.#countdown <= 0 && this.#sliceSpent(last)) this.#countdown = this.#interval = 0;
-    this.#running = false;
+    if (this.countdown <= 0 && this.sliceSpent(last)) this.countdown = this.interval = 0;
+    this.running = false;
     // a burst (100,000 spawns, say) grew the run queue past the size of steady work (a fan-out to
     // 10,000): once it is empty, it goes back to its initial size
-    if (this.#rqMask >= RQ_SHRINK_ABOVE) {
-      this.#rq = rqArray(RQ_INITIAL);
-      this.#rqMask = RQ_INITIAL - 1;
-      this.#rqHead = 0;
+    if (this.rqMask >= RQ_SHRINK_ABOVE) {
+      this.rq = rqArray(RQ_INITIAL);
+      this.rqMask = RQ_INITIAL - 1;
+      this.rqHead = 0;
     }
     // a run of the loop ends per call and per send from outside: ask for the idle check only when someone waits
     if (this.idle.waiting !== 0) this.idle.checkIdle();
@@ -231,23 +234,23 @@ export class Scheduler implements Waker {
    * timestamps that need no millisecond precision, such as a dead letter's.
    */
   coarseNow(): number {
-    return !this.#sliceOpen || this.#deterministic ? this.#host.clock.now() : this.#coarseClock.at(this.#sliceStart);
+    return !this.sliceOpen || this.#deterministic ? this.host.clock.now() : this.#coarseClock.at(this.#sliceStart);
   }
 
   /** The timers' time, read once per slice as {@link coarseNow} reads the clock: for deadlines and ages that need no sub-slice precision. */
   coarseTimerNow(): number {
-    return !this.#sliceOpen || this.#deterministic ? this.#host.timerNow() : this.#coarseTimers.at(this.#sliceStart);
+    return !this.sliceOpen || this.#deterministic ? this.host.timerNow() : this.#coarseTimers.at(this.#sliceStart);
   }
 
   /** Whether anyone listens to `keel.process.long_schedule` (cached until the attachments change). */
-  #longScheduleWatched(): boolean {
-    const telemetry = this.#host.telemetry;
+  private longScheduleWatched(): boolean {
+    const telemetry = this.host.telemetry;
     const version = telemetry.version;
-    if (version !== this.#attachVersion) {
-      this.#attachVersion = version;
-      this.#longScheduleAttached = telemetry.isAttached('keel.process.long_schedule');
+    if (version !== this.attachVersion) {
+      this.attachVersion = version;
+      this.longScheduleAttached = telemetry.isAttached('keel.process.long_schedule');
     }
-    return this.#longScheduleAttached || this.#longScheduleChannel.hasSubscribers;
+    return this.longScheduleAttached || this.longScheduleChannel.hasSubscribers;
   }
 
   /**
@@ -256,18 +259,18 @@ export class Scheduler implements Waker {
    */
   measureHandlerTime(): () => void {
     this.#measurers++;
-    this.#handlerTimes ??= new WeakMap();
+    this.handlerTimes ??= new WeakMap();
     let removed = false;
     return () => {
       if (removed) return;
       removed = true;
-      if (--this.#measurers === 0) this.#handlerTimes = undefined;
+      if (--this.#measurers === 0) this.handlerTimes = undefined;
     };
   }
 
   /** The handler time of `p` measured so far (ms), or undefined when not measuring (0 for a process not run since). */
   handlerTimeOf(p: Proc): number | undefined {
-    return this.#handlerTimes === undefined ? undefined : (this.#handlerTimes.get(p) ?? 0);
+    return this.handlerTimes === undefined ? undefined : (this.handlerTimes.get(p) ?? 0);
   }
 
   /** The scheduler's real-time source (ms): the clock of {@link Scheduler.handlerTimeOf}. */
@@ -276,22 +279,22 @@ export class Scheduler implements Waker {
   }
 
   /** Yields to the event loop so timers and I/O run, and resumes after them. */
-  #yield(): void {
-    this.#running = false;
-    this.#pending = true;
-    setImmediate(this.#drain);
+  private yield(): void {
+    this.running = false;
+    this.pending = true;
+    setImmediate(this.drain);
   }
 
   /** A turn measured for `keel.process.long_schedule` (while someone listens to it) or for an observer's handler times. */
   #timedTurn(p: Proc, budget: number): number {
     const started = this.#now();
     const before = p.handled;
-    const n = this.#turn(p, budget);
+    const n = this.turn(p, budget);
     const took = this.#now() - started;
-    const times = this.#handlerTimes;
+    const times = this.handlerTimes;
     if (times !== undefined) times.set(p, (times.get(p) ?? 0) + took);
-    if (took >= this.#longScheduleMs && this.#longScheduleWatched()) {
-      this.#host.telemetry.execute('keel.process.long_schedule', { durationMs: took, messages: p.handled - before }, { pid: p.self });
+    if (took >= this.#longScheduleMs && this.longScheduleWatched()) {
+      this.host.telemetry.execute('keel.process.long_schedule', { durationMs: took, messages: p.handled - before }, { pid: p.self });
     }
     return n;
   }
@@ -304,21 +307,21 @@ export class Scheduler implements Waker {
    */
   #measuredTurn(p: Proc, last: Proc | undefined, timed: boolean): boolean {
     // (an interval with no message since the last reading has nothing to end)
-    if (this.#countdown !== this.#interval && this.#sliceSpent(last)) {
-      this.#rqHead = (this.#rqHead - 1) & this.#rqMask;
-      this.#rq[this.#rqHead] = p;
-      this.#rqSize++;
+    if (this.countdown !== this.interval && this.sliceSpent(last)) {
+      this.rqHead = (this.rqHead - 1) & this.rqMask;
+      this.rq[this.rqHead] = p;
+      this.rqSize++;
       p.flags |= F_SCHEDULED;
       return true;
     }
     let n = 1;
     try {
-      n = timed ? this.#timedTurn(p, 1) : this.#turn(p, 1);
+      n = timed ? this.#timedTurn(p, 1) : this.turn(p, 1);
     } catch (e) {
       this.#turnFailed(p, e);
     }
-    this.#interval = n;
-    this.#countdown = 0;
+    this.interval = n;
+    this.countdown = 0;
     return false;
   }
 
@@ -330,14 +333,14 @@ export class Scheduler implements Waker {
    * turn, measured on its own, until one of its turns is quick. So a slow handler among fast ones
    * blocks the loop for at most the slice plus that handler.
    */
-  #sliceSpent(p: Proc | undefined): boolean {
+  private sliceSpent(p: Proc | undefined): boolean {
     if (this.#deterministic) {
-      this.#countdown = this.#interval = DETERMINISTIC_SLICE;
+      this.countdown = this.interval = DETERMINISTIC_SLICE;
       return true;
     }
     const now = this.#now();
     const took = now - this.#checkedAt;
-    const n = this.#interval - this.#countdown;
+    const n = this.interval - this.countdown;
     this.#checkedAt = now;
     if (p !== undefined) {
       // an interval that took long marks its last process slow, to be measured on its own from then
@@ -350,17 +353,17 @@ export class Scheduler implements Waker {
     const left = this.#sliceMs - (now - this.#sliceStart);
     this.#stillMessages = took > 0 ? 0 : this.#stillMessages + n;
     if (left <= 0 || this.#stillMessages >= MAX_STILL_MESSAGES) {
-      this.#countdown = this.#interval = 1;
+      this.countdown = this.interval = 1;
       return true;
     }
     const per = n > 0 ? took / n : took;
     const k = per > 0 ? Math.floor(left / per / 2) : MAX_INTERVAL;
-    this.#countdown = this.#interval = k < 1 ? 1 : k > MAX_INTERVAL ? MAX_INTERVAL : k;
+    this.countdown = this.interval = k < 1 ? 1 : k > MAX_INTERVAL ? MAX_INTERVAL : k;
     return false;
   }
 
   #closeSlice = (): void => {
-    this.#sliceOpen = false;
+    this.sliceOpen = false;
   };
 
   /**
@@ -371,10 +374,10 @@ export class Scheduler implements Waker {
   #turnFailed(p: Proc, e: unknown): void {
     p.flags &= ~F_RUNNING;
     if (e === EXIT_SENTINEL && (p.flags & F_DEAD) !== 0) return;
-    this.#host.log('error', `the turn of ${String(p.self)} threw outside its handler; the process exits`, e);
+    this.host.log('error', `the turn of ${String(p.self)} threw outside its handler; the process exits`, e);
     if ((p.flags & F_DEAD) === 0) {
-      this.#mail.settleInflight(p, 'crashed', e);
-      this.#host.crash(p, toError(e));
+      this.mail.settleInflight(p, 'crashed', e);
+      this.host.crash(p, toError(e));
     }
   }
 
@@ -382,7 +385,7 @@ export class Scheduler implements Waker {
    * Runs up to `budget` messages of `p`; returns how many it ran (an init alone counts as one). The
    * loop is kept as small as it can be, every rare case a call: TurboFan then compiles it tight.
    */
-  #turn(p: Proc, budget: number): number {
+  private turn(p: Proc, budget: number): number {
     if ((p.flags & F_INIT) !== 0) {
       this.#runInit(p);
       // F_SCHEDULED: an init's thenable that called back from inside its `then` has queued the
@@ -392,7 +395,7 @@ export class Scheduler implements Waker {
       if (p.size === 0 && (p.flags & F_LONG) === 0) return 0;
     }
     const handler = p.handler as Handler<unknown>;
-    const mail = this.#mail;
+    const mail = this.mail;
     p.flags |= F_RUNNING;
     let k = 0;
     while (p.size > 0 && k < budget) {
@@ -414,21 +417,21 @@ export class Scheduler implements Waker {
         this.#threw(p, env, e);
         return k;
       }
-      if (r !== undefined && this.#returned(p, env, r)) return k;
+      if (r !== undefined && this.returned(p, env, r)) return k;
       if (env !== undefined) mail.settleInflight(p, 'handled');
       if ((p.flags & F_DEAD) !== 0) break;
     }
-    this.#afterTurn(p);
+    this.afterTurn(p);
     return k;
   }
 
   /** The end of a turn: the process goes back on the run queue if it has more to do. */
-  #afterTurn(p: Proc): void {
+  private afterTurn(p: Proc): void {
     p.flags &= ~F_RUNNING;
     if ((p.flags & (F_DEAD | F_BUSY | F_LONG)) === 0) {
       if (p.size > 0) {
         p.flags |= F_SCHEDULED;
-        this.#rqPush(p);
+        this.rqPush(p);
       } else if (p.buf.length > SHRINK_ABOVE) {
         shrink(p);
       }
@@ -439,11 +442,11 @@ export class Scheduler implements Waker {
 
   /** The end of a turn that is not the common one: the process died, went busy, or its mailbox is long. */
   #afterUnusualTurn(p: Proc): void {
-    this.#mail.checkShort(p);
+    this.mail.checkShort(p);
     if ((p.flags & (F_DEAD | F_BUSY)) !== 0) return;
     if (p.size > 0) {
       p.flags |= F_SCHEDULED;
-      this.#rqPush(p);
+      this.rqPush(p);
     } else if (p.buf.length > SHRINK_ABOVE) {
       shrink(p);
     }
@@ -456,8 +459,8 @@ export class Scheduler implements Waker {
     // value ctx.exit unwinds with means "already dead" only from a dead process: one that user code
     // kept and threw again from a live process is a crash like any other value
     if ((p.flags & F_DEAD) === 0) {
-      if (env !== undefined) this.#mail.settleInflight(p, 'crashed', e);
-      this.#host.crash(p, toError(e));
+      if (env !== undefined) this.mail.settleInflight(p, 'crashed', e);
+      this.host.crash(p, toError(e));
     }
   }
 
@@ -465,7 +468,7 @@ export class Scheduler implements Waker {
    * The handler returned something: a thenable makes the process busy until it settles (true: the
    * turn ends). Reading its `then` may throw (a getter, a revoked proxy): that is the handler's failure.
    */
-  #returned(p: Proc, env: Envelope | undefined, r: unknown): boolean {
+  private returned(p: Proc, env: Envelope | undefined, r: unknown): boolean {
     let then: ThenFn | undefined;
     try {
       then = thenOf(r);
@@ -522,7 +525,7 @@ export class Scheduler implements Waker {
       if (typeof r !== 'function') then = thenOf(r);
     } catch (e) {
       p.flags &= ~F_RUNNING;
-      if ((p.flags & F_DEAD) === 0) this.#host.crash(p, toError(e)); // the unwinding value of ctx.exit included (see #threw)
+      if ((p.flags & F_DEAD) === 0) this.host.crash(p, toError(e)); // the unwinding value of ctx.exit included (see #threw)
       return;
     }
     p.flags &= ~F_RUNNING;
@@ -536,7 +539,7 @@ export class Scheduler implements Waker {
     } else if (then !== undefined) {
       this.#initThen(p, r, then);
     } else {
-      this.#host.crash(p, new HandlerReturnedError(String(p.self), r));
+      this.host.crash(p, new HandlerReturnedError(String(p.self), r));
     }
   }
 
@@ -582,11 +585,11 @@ export class Scheduler implements Waker {
   #initDone(p: Proc, h: unknown): void {
     this.clearBusy(p);
     if ((p.flags & F_DEAD) !== 0) {
-      this.#host.checkIdle();
+      this.host.checkIdle();
       return;
     }
     if (typeof h !== 'function') {
-      this.#host.crash(p, new HandlerReturnedError(String(p.self), h));
+      this.host.crash(p, new HandlerReturnedError(String(p.self), h));
       return;
     }
     p.handler = h as Handler<unknown>;
@@ -597,31 +600,31 @@ export class Scheduler implements Waker {
   #asyncDone(p: Proc, env: Envelope | undefined): void {
     this.clearBusy(p);
     if ((p.flags & F_DEAD) !== 0) {
-      this.#host.checkIdle(); // a zombie's result is discarded; its message was settled at its death
+      this.host.checkIdle(); // a zombie's result is discarded; its message was settled at its death
       return;
     }
-    if (env !== undefined) this.#mail.settleInflight(p, 'handled');
+    if (env !== undefined) this.mail.settleInflight(p, 'handled');
     this.#afterAsync(p);
   }
 
   #asyncFailed(p: Proc, env: Envelope | undefined, e: unknown): void {
     this.clearBusy(p);
     if ((p.flags & F_DEAD) !== 0) {
-      this.#host.checkIdle(); // a zombie's late rejection is swallowed (ctx.exit's unwinding value too)
+      this.host.checkIdle(); // a zombie's late rejection is swallowed (ctx.exit's unwinding value too)
       return;
     }
-    if (env !== undefined) this.#mail.settleInflight(p, 'crashed', e);
-    this.#host.crash(p, toError(e));
+    if (env !== undefined) this.mail.settleInflight(p, 'crashed', e);
+    this.host.crash(p, toError(e));
   }
 
   #afterAsync(p: Proc): void {
-    this.#mail.checkShort(p);
+    this.mail.checkShort(p);
     if (p.size > 0) {
       if ((p.flags & NO_WAKE) === 0) this.wake(p);
       return;
     }
     if (p.buf.length > SHRINK_ABOVE) shrink(p);
-    this.#host.checkIdle();
+    this.host.checkIdle();
   }
 }
 
