@@ -63,6 +63,8 @@ export {
   NoProcError,
   ProcessExitedError,
   ReceiveTimeoutError,
+  FishTimeoutError,
+  UnexpectedMessageError,
   ServiceUnavailableError,
   ThrownValueError,
   type CallStage,

@@ -114,6 +114,46 @@ export class ReceiveTimeoutError extends KeelError {
 }
 
 /**
+ * A probe's `fishForMessage` waited longer than its timeout for a message its predicate accepts:
+ * `ERR_RECEIVE_TIMEOUT` as a receive's, also naming how many messages it skipped (and discarded) and
+ * the last of them.
+ */
+export class FishTimeoutError extends ReceiveTimeoutError {
+  /** How many messages the predicate refused (each discarded) before the timeout. */
+  readonly skipped: number;
+  /** The last message skipped; undefined when none was. */
+  readonly lastSkipped: unknown;
+  constructor(pid: string, timeoutMs: number, expected: string, unmatched: readonly unknown[], skipped: number, lastSkipped: unknown) {
+    super(pid, timeoutMs, expected, unmatched);
+    this.skipped = skipped;
+    this.lastSkipped = lastSkipped;
+    const skips = skipped === 0 ? 'skipped no message' : `skipped ${skipped} message${skipped === 1 ? '' : 's'}, the last: ${inspectMessage(lastSkipped)}`;
+    this.message = `probe ${pid} fished for a message matching ${expected} for ${timeoutMs} ms and found none; ${skips}`;
+  }
+}
+
+/**
+ * A probe's `expectNoMessage` saw a message (one its `match` accepts, when given) arrive within its
+ * window, or already there: `received` is that message.
+ */
+export class UnexpectedMessageError extends KeelError {
+  /** The message that came. */
+  readonly received: unknown;
+  /** What no message was to match: `match`'s name or source, or `(any message)`. */
+  readonly refuted: string;
+  /** The window, in ms. */
+  readonly within: number;
+  /** @param waiting false when the message was there, received and not taken, before the wait began */
+  constructor(pid: string, within: number, refuted: string, received: unknown, waiting: boolean) {
+    const what = refuted === '(any message)' ? 'no message' : `no message matching ${refuted}`;
+    super('ERR_UNEXPECTED_MESSAGE', `probe ${pid} expected ${what} within ${within} ms, got ${inspectMessage(received)}${waiting ? '' : ' (received before the wait, not taken)'}`);
+    this.received = received;
+    this.refuted = refuted;
+    this.within = within;
+  }
+}
+
+/**
  * A message as a test failure shows it: short, on one line; never throws and runs none of its code
  * (no getter, no proxy trap; a cycle is shown as one).
  */

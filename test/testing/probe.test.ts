@@ -1,6 +1,6 @@
 /* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- this file tests the test kit, whose probes are raw processes that send and monitor */
 import { describe, expect, it } from 'vitest';
-import { createNode, isDown, isExit, Pid, ReceiveTimeoutError, seededRandom, SimulatedClock } from '../../src/index.js';
+import { createNode, FishTimeoutError, isDown, isExit, Pid, ReceiveTimeoutError, seededRandom, SimulatedClock, UnexpectedMessageError, UnknownOptionError } from '../../src/index.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
 import { crasher, idler, useNodes, watch } from '../support.js';
 
@@ -246,6 +246,336 @@ describe('probe.receive', () => {
       },
     };
     for (const options of [proxy, getter]) expect(() => p.receive(undefined, options)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    expect(p.messages).toEqual([]);
+  });
+});
+
+/** A node on a SimulatedClock, and the clock: a probe's windows and timeouts run on its virtual time. */
+function simulated(): { node: ReturnType<typeof track>; clock: SimulatedClock; elapsed: () => number } {
+  const clock = new SimulatedClock({ start: 0 });
+  const node = track({ clock, random: seededRandom(5) });
+  return { node, clock, elapsed: () => clock.now() };
+}
+
+describe('probe.expectNoMessage', () => {
+  it('resolves when no message arrives within the window, on virtual time under a SimulatedClock (a minute passes at once)', async () => {
+    const { node, elapsed } = simulated();
+    const p = probe(node);
+    await expect(p.expectNoMessage({ within: 60_000 })).resolves.toBeUndefined();
+    expect(elapsed()).toBe(60_000);
+    // the default window is 100 ms, as ExUnit's refute_receive and Akka's expectNoMessage
+    await p.expectNoMessage();
+    expect(elapsed()).toBe(60_100);
+    expect(p.messages).toEqual([]);
+  });
+
+  it('resolves on real time too (a node with no virtual clock)', async () => {
+    const node = track();
+    const p = probe(node);
+    await expect(p.expectNoMessage({ within: 0 })).resolves.toBeUndefined();
+    await expect(p.expectNoMessage({ within: 1 })).resolves.toBeUndefined();
+  });
+
+  it('rejects with ERR_UNEXPECTED_MESSAGE naming a message that arrives within the window, as soon as it arrives', async () => {
+    const { node, elapsed } = simulated();
+    const p = probe(node);
+    node.spawn((ctx) => {
+      ctx.sendAfter(p, { kind: 'late', n: 1 }, 500);
+      return () => undefined;
+    });
+    const error = await p.expectNoMessage({ within: 1000 }).then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(UnexpectedMessageError);
+    expect(error).toMatchObject({
+      code: 'ERR_UNEXPECTED_MESSAGE',
+      received: { kind: 'late', n: 1 },
+      refuted: '(any message)',
+      within: 1000,
+      message: `probe ${String(p)} expected no message within 1000 ms, got { kind: 'late', n: 1 }`,
+    });
+    expect(elapsed()).toBe(500);
+  });
+
+  it('is not failed by a message due after the window', async () => {
+    const { node, elapsed } = simulated();
+    const p = probe(node);
+    node.spawn((ctx) => {
+      ctx.sendAfter(p, 'after', 1001);
+      return () => undefined;
+    });
+    await p.expectNoMessage({ within: 1000 });
+    expect(elapsed()).toBe(1000);
+    expect(await p.receive()).toBe('after');
+    expect(elapsed()).toBe(1001);
+  });
+
+  it('rejects at once for a message already received and not taken, and not for one a receive took', async () => {
+    const node = track();
+    const p = probe(node);
+    node.send(p, 'taken');
+    node.send(p, 'left');
+    await node.idle();
+    expect(await p.receive((m) => m === 'taken')).toBe('taken');
+    await expect(p.expectNoMessage({ within: 2 ** 31 - 1 })).rejects.toMatchObject({
+      code: 'ERR_UNEXPECTED_MESSAGE',
+      received: 'left',
+      message: `probe ${String(p)} expected no message within ${2 ** 31 - 1} ms, got 'left' (received before the wait, not taken)`,
+    });
+    expect(await p.receive()).toBe('left');
+    await p.expectNoMessage({ within: 0 });
+  });
+
+  it('with `match`, only a matching message fails it; the others leave it waiting', async () => {
+    const { node, elapsed } = simulated();
+    const p = probe(node);
+    node.send(p, 'tick 0');
+    node.spawn((ctx) => {
+      ctx.sendAfter(p, 'tick 1', 100);
+      ctx.sendAfter(p, 'error!', 300);
+      return () => undefined;
+    });
+    const isError = (m: unknown): boolean => m === 'error!';
+    const error = await p.expectNoMessage({ within: 1000, match: isError }).then(() => undefined, (e: unknown) => e);
+    expect(error).toMatchObject({
+      code: 'ERR_UNEXPECTED_MESSAGE',
+      received: 'error!',
+      refuted: 'isError',
+      message: `probe ${String(p)} expected no message matching isError within 1000 ms, got 'error!'`,
+    });
+    expect(elapsed()).toBe(300);
+    // nothing matching: it resolves with the ticks received
+    node.spawn((ctx) => {
+      ctx.sendAfter(p, 'tick 2', 100);
+      return () => undefined;
+    });
+    await p.expectNoMessage({ within: 1000, match: (m) => typeof m === 'string' && m.startsWith('error') && m !== 'error!' });
+    expect(elapsed()).toBe(1300);
+  });
+
+  it('takes no message: those that arrived while it waited, matching or not, stay for the next receives, in order', async () => {
+    const { node } = simulated();
+    const p = probe(node);
+    node.spawn((ctx) => {
+      ctx.sendAfter(p, 'a', 100);
+      ctx.sendAfter(p, 'b', 200);
+      return () => undefined;
+    });
+    await p.expectNoMessage({ within: 1000, match: (m) => m === 'c' });
+    await expect(p.expectNoMessage({ within: 1000, match: (m) => m === 'b' })).rejects.toMatchObject({ code: 'ERR_UNEXPECTED_MESSAGE', received: 'b' });
+    expect(await p.receive()).toBe('a');
+    expect(await p.receive()).toBe('b');
+    await p.expectNoMessage({ within: 0 });
+  });
+
+  it('does not keep a receive waiting from its message, and still sees that message arrive', async () => {
+    const { node } = simulated();
+    const p = probe(node);
+    const waiting = p.receive((m) => m === 'x', { timeout: 5000 });
+    const refuting = p.expectNoMessage({ within: 1000 });
+    node.send(p, 'x');
+    expect(await waiting).toBe('x');
+    await expect(refuting).rejects.toMatchObject({ code: 'ERR_UNEXPECTED_MESSAGE', received: 'x' });
+  });
+
+  it('rejects with the error of a `match` that throws, at once on a message already there or when one arrives; the probe and the message stay', async () => {
+    const { node } = simulated();
+    const p = probe(node);
+    const boom = new Error('match failed');
+    const throwing = (m: unknown): boolean => {
+      if (m === 'bad') throw boom;
+      return false;
+    };
+    const waiting = p.expectNoMessage({ within: 1000, match: throwing });
+    node.send(p, 'bad');
+    await expect(waiting).rejects.toBe(boom);
+    await expect(p.expectNoMessage({ match: throwing })).rejects.toBe(boom);
+    expect(node.isAlive(p)).toBe(true);
+    expect(await p.receive()).toBe('bad');
+  });
+
+  it('rejects with ERR_PROCESS_EXITED when the probe dies while it waits, and at once on a dead probe (where "no message" would hide the death)', async () => {
+    const node = track();
+    const p = probe(node);
+    const waiting = watch(p.expectNoMessage({ within: 2 ** 31 - 1 }));
+    node.exit(p, 'kill');
+    await node.idle();
+    expect(waiting.status).toBe('rejected');
+    expect(waiting.error).toMatchObject({ code: 'ERR_PROCESS_EXITED', message: `${String(p)} has exited; \`ctx.expectNoMessage\` cannot run in a process that is no longer alive` });
+    await expect(p.expectNoMessage({ within: 0 })).rejects.toMatchObject({ code: 'ERR_PROCESS_EXITED' });
+  });
+
+  it('rejects with ERR_PROCESS_EXITED when the node shuts down while it waits; a probe trapping exits sees the Exit arrive first', async () => {
+    const { node } = simulated();
+    const p = probe(node);
+    const trapping = probe(node);
+    trapping.ctx.trapExits();
+    const waiting = p.expectNoMessage({ within: 60_000 }).then(() => undefined, (e: unknown) => e);
+    const seeing = trapping.expectNoMessage({ within: 60_000 }).then(() => undefined, (e: unknown) => e);
+    await node.shutdown({ timeoutMs: 1000 });
+    expect(await waiting).toMatchObject({ code: 'ERR_PROCESS_EXITED' });
+    const error = await seeing;
+    expect(error).toMatchObject({ code: 'ERR_UNEXPECTED_MESSAGE' });
+    expect(isExit((error as UnexpectedMessageError).received)).toBe(true);
+  });
+
+  it('refuses bad options with ERR_INVALID_ARGUMENT: a `match` that is no function, a window that is NaN, negative, infinite or past a host timer, an unknown option, options that are no object or cannot be read', () => {
+    const node = track();
+    const p = probe(node);
+    const invalid = (argument: string) => expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', argument });
+    for (const match of ['x', 1, {}, null]) expect(() => p.expectNoMessage({ match: match as never })).toThrow(invalid('match'));
+    for (const within of [NaN, -1, Infinity, -Infinity, 2 ** 31, '100']) expect(() => p.expectNoMessage({ within: within as never })).toThrow(invalid('within'));
+    // the unknown option error of receive's: `timeout` (receive's name) is not this window's
+    let unknown: unknown;
+    try {
+      void p.expectNoMessage({ timeout: 50 } as never);
+    } catch (e) {
+      unknown = e;
+    }
+    expect(unknown).toBeInstanceOf(UnknownOptionError);
+    expect(unknown).toMatchObject({ code: 'ERR_INVALID_ARGUMENT', argument: 'options.timeout', message: '`options.timeout`: no such option (options takes within, match), got 50' });
+    expect(() => p.expectNoMessage({ withn: 50 } as never)).toThrow(expect.objectContaining({ message: expect.stringContaining('did you mean `within`?') as unknown }));
+    expect(() => p.expectNoMessage(null as never)).toThrow(invalid('options'));
+    expect(() => p.expectNoMessage(5 as never)).toThrow(invalid('options'));
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const getter = {
+      get within(): number {
+        throw new Error('getter');
+      },
+    };
+    for (const options of [proxy, getter]) expect(() => p.expectNoMessage(options)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    expect(p.messages).toEqual([]);
+  });
+
+  it('takes an option set to undefined as not given: the defaults', async () => {
+    const { node, elapsed } = simulated();
+    const p = probe(node);
+    // (the types refuse it under exactOptionalPropertyTypes; a caller in JavaScript may pass it)
+    await p.expectNoMessage({ within: undefined, match: undefined } as never);
+    expect(elapsed()).toBe(100);
+  });
+});
+
+describe('probe.fishForMessage', () => {
+  it('skips and discards the messages its predicate refuses, those already there then those arriving, and resolves with the first it accepts', async () => {
+    const { node } = simulated();
+    const p = probe(node);
+    node.send(p, 'tick 1');
+    node.send(p, 'tick 2');
+    await node.idle();
+    node.spawn((ctx) => {
+      ctx.sendAfter(p, 'tick 3', 100);
+      ctx.sendAfter(p, 'done', 200);
+      ctx.sendAfter(p, 'after', 300);
+      return () => undefined;
+    });
+    expect(await p.fishForMessage((m) => m === 'done')).toBe('done');
+    // the ticks are gone (still in `messages`); what came after stays
+    expect(await p.receive()).toBe('after');
+    await p.expectNoMessage({ within: 0 });
+    expect(p.messages).toEqual(['tick 1', 'tick 2', 'tick 3', 'done', 'after']);
+  });
+
+  it('takes a matching message already there, leaving those after it', async () => {
+    const node = track();
+    const p = probe(node);
+    for (const m of [1, 2, 3, 4]) node.send(p, m);
+    await node.idle();
+    expect(await p.fishForMessage((m) => m === 2)).toBe(2);
+    expect(await p.receive()).toBe(3);
+    expect(await p.receive()).toBe(4);
+  });
+
+  it('times out with ERR_RECEIVE_TIMEOUT naming how many it skipped and the last one, on virtual time under a SimulatedClock', async () => {
+    const { node, elapsed } = simulated();
+    const p = probe(node);
+    node.send(p, { tick: 0 });
+    node.spawn((ctx) => {
+      for (const t of [1, 2, 3]) ctx.sendAfter(p, { tick: t }, t * 100);
+      ctx.sendAfter(p, 'done', 2000);
+      return () => undefined;
+    });
+    const isDone = (m: unknown): boolean => m === 'done';
+    const error = await p.fishForMessage(isDone, { timeout: 1000 }).then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(FishTimeoutError);
+    expect(error).toBeInstanceOf(ReceiveTimeoutError);
+    expect(error).toMatchObject({
+      code: 'ERR_RECEIVE_TIMEOUT',
+      expected: 'isDone',
+      skipped: 4,
+      lastSkipped: { tick: 3 },
+      unmatched: [],
+      message: `probe ${String(p)} fished for a message matching isDone for 1000 ms and found none; skipped 4 messages, the last: { tick: 3 }`,
+    });
+    expect(elapsed()).toBe(1000);
+    // the message due later is left for what comes next
+    expect(await p.receive()).toBe('done');
+  });
+
+  it('times out naming no message skipped when none came', async () => {
+    const node = track();
+    const p = probe(node);
+    const isX = (m: unknown): boolean => m === 'x';
+    await expect(p.fishForMessage(isX, { timeout: 0 })).rejects.toMatchObject({
+      code: 'ERR_RECEIVE_TIMEOUT',
+      skipped: 0,
+      lastSkipped: undefined,
+      message: `probe ${String(p)} fished for a message matching isX for 0 ms and found none; skipped no message`,
+    });
+  });
+
+  it('rejects with the error of a predicate that throws on a message already there: the ones skipped before it are gone, it and the later ones stay', async () => {
+    const node = track();
+    const p = probe(node);
+    for (const m of ['skip', 'bad', 'later']) node.send(p, m);
+    await node.idle();
+    const boom = new Error('predicate failed');
+    const pred = (m: unknown): boolean => {
+      if (m === 'bad') throw boom;
+      return false;
+    };
+    await expect(p.fishForMessage(pred)).rejects.toBe(boom);
+    expect(await p.receive()).toBe('bad');
+    expect(await p.receive()).toBe('later');
+    await p.expectNoMessage({ within: 0 });
+  });
+
+  it('rejects with the error of a predicate that throws on a message arriving; the probe and that message stay', async () => {
+    const { node } = simulated();
+    const p = probe(node);
+    const boom = new Error('predicate failed');
+    const fishing = p.fishForMessage((m) => {
+      if (m === 'bad') throw boom;
+      return false;
+    });
+    node.send(p, 'skipped');
+    node.send(p, 'bad');
+    await expect(fishing).rejects.toBe(boom);
+    expect(node.isAlive(p)).toBe(true);
+    expect(await p.receive()).toBe('bad');
+    await p.expectNoMessage({ within: 0 });
+  });
+
+  it('rejects with ERR_PROCESS_EXITED when the probe dies while it waits, and at once on a dead probe', async () => {
+    const node = track();
+    const p = probe(node);
+    const waiting = watch(p.fishForMessage((m) => m === 'never', { timeout: 2 ** 31 - 1 }));
+    node.exit(p, 'kill');
+    await node.idle();
+    expect(waiting.status).toBe('rejected');
+    expect(waiting.error).toMatchObject({ code: 'ERR_PROCESS_EXITED' });
+    await expect(p.fishForMessage((m) => m === 'never', { timeout: 2 ** 31 - 1 })).rejects.toMatchObject({ code: 'ERR_PROCESS_EXITED' });
+  });
+
+  it('refuses bad arguments with ERR_INVALID_ARGUMENT: a predicate that is no function, a timeout that is NaN, negative, infinite or past a host timer, an unknown option, options that are no object', () => {
+    const node = track();
+    const p = probe(node);
+    const invalid = (argument: string) => expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', argument });
+    for (const predicate of [undefined, 'x', 1, {}, null]) expect(() => p.fishForMessage(predicate as never)).toThrow(invalid('predicate'));
+    const any = (): boolean => true;
+    for (const timeout of [NaN, -1, Infinity, 2 ** 31, '100']) expect(() => p.fishForMessage(any, { timeout: timeout as never })).toThrow(invalid('timeout'));
+    expect(() => p.fishForMessage(any, { timeoutMs: 50 } as never)).toThrow(UnknownOptionError);
+    expect(() => p.fishForMessage(any, { within: 50 } as never)).toThrow(invalid('options.within'));
+    expect(() => p.fishForMessage(any, null as never)).toThrow(invalid('options'));
     expect(p.messages).toEqual([]);
   });
 });
