@@ -214,15 +214,19 @@ export async function startObserverWithLimits(node: Node, options: ObserverOptio
     const path = url.pathname;
     const method = req.method ?? 'GET';
 
-    const asset = method === 'GET' || method === 'HEAD' ? assets.files.get(path) : undefined;
+    // every read answers HEAD as its GET (RFC 9110 §9.3.2): the same checks, status and headers, no body
+    const reading = method === 'GET' || method === 'HEAD';
+    const head = method === 'HEAD';
+    const asset = assets.files.get(path);
     if (asset !== undefined) {
+      if (!reading) throw new ApiError('method_not_allowed', `${READ_METHODS} only`, {}, { allow: READ_METHODS });
       // the page's static files hold no data: served without the token, like any script
       res.writeHead(200, { ...BASE_HEADERS, 'content-type': asset.type, 'content-length': asset.body.length, 'content-security-policy': CSP });
-      res.end(method === 'HEAD' ? undefined : asset.body);
+      res.end(head ? undefined : asset.body);
       return;
     }
     if (path === '/') {
-      if (method !== 'GET') throw new ApiError('method_not_allowed', 'GET only', {}, { allow: 'GET' });
+      if (!reading) throw new ApiError('method_not_allowed', `${READ_METHODS} only`, {}, { allow: READ_METHODS });
       const given = url.searchParams.get('token');
       if (given !== null) {
         if (!sameToken(given, s.token)) throw new ApiError('unauthorized', 'a valid token is required');
@@ -233,19 +237,22 @@ export async function startObserverWithLimits(node: Node, options: ObserverOptio
       }
       if (authOf(req) === undefined) throw new ApiError('unauthorized', 'a valid token is required: open the link the observer printed');
       if (assets.html === undefined) throw new ApiError('not_found', 'the observer page is missing from this build: the API works');
-      res.writeHead(200, { ...BASE_HEADERS, 'content-type': 'text/html; charset=utf-8', 'content-security-policy': CSP });
-      res.end(assets.html);
+      res.writeHead(200, { ...BASE_HEADERS, 'content-type': 'text/html; charset=utf-8', 'content-length': assets.html.length, 'content-security-policy': CSP });
+      res.end(head ? undefined : assets.html);
       return;
     }
     if (!path.startsWith('/api/')) throw new ApiError('not_found', 'no such page');
     const auth = authOf(req);
     if (auth === undefined) throw new ApiError('unauthorized', 'a valid token is required (Authorization: Bearer <token>)');
-    // the actions take POST, everything else GET: another method is a 405 naming the one it takes
-    const allow = ACTIONS.has(path.slice('/api/'.length)) ? 'POST' : isRead(path) ? 'GET' : undefined;
-    if (allow === undefined) throw new ApiError('not_found', 'no such API');
-    if (method !== allow) throw new ApiError('method_not_allowed', `${allow} only`, {}, { allow });
+    // the actions take POST, everything else GET (and HEAD): another method is a 405 naming those it takes
+    const isAction = ACTIONS.has(path.slice('/api/'.length));
+    if (!isAction && !isRead(path)) throw new ApiError('not_found', 'no such API');
+    if (isAction ? method !== 'POST' : !reading) {
+      const allow = isAction ? 'POST' : READ_METHODS;
+      throw new ApiError('method_not_allowed', `${allow} only`, {}, { allow });
+    }
 
-    if (method === 'GET') {
+    if (reading) {
       // a read with another origin's Origin header is another site's script reading with the cookie
       // the browser added on its own (a server on another port of this host is same-site): refused.
       // The page's own reads carry this observer's origin, or none (a same-origin GET sends none)
@@ -261,6 +268,8 @@ export async function startObserverWithLimits(node: Node, options: ObserverOptio
           filter: textParam(q, 'filter'),
           status: enumParam(q, 'status', STATUSES, undefined),
         };
+        // HEAD: the stream's headers, then the end; no client joins, nothing is sampled
+        if (head) return hub.head(res);
         await hub.connect(res, typeof last === 'string' && last.length <= 100 ? last : undefined, view);
         return;
       }
@@ -509,6 +518,8 @@ export async function startObserverWithLimits(node: Node, options: ObserverOptio
   };
 }
 
+/** The methods every read (the page, its files, the API's GET endpoints, the event stream) takes: its `Allow`. */
+const READ_METHODS = 'GET, HEAD';
 /** The actions (`POST /api/<name>`). */
 const ACTIONS: ReadonlySet<string> = new Set(['kill', 'dead-letters/retry', 'dead-letters/redrive', 'dead-letters/purge']);
 /** The paths `GET` reads (besides a process's detail and a job's progress, by prefix). */

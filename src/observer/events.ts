@@ -25,6 +25,8 @@ const HISTORY = 64;
 export const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 /** The most event streams open at once: one more is refused (503) rather than let a loop of tabs exhaust the node. */
 export const MAX_CLIENTS = 64;
+/** The headers of an event stream's answer (and of a HEAD of it). */
+const STREAM_HEADERS: Readonly<Record<string, string>> = Object.freeze({ ...BASE_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive' });
 
 /** What a client views: the processes page is sampled for it, with its sort, limit and filters. */
 export interface View {
@@ -100,9 +102,8 @@ export class EventHub {
    * the history (a processes view then gets its whole page again, in a `processes` frame with `full`).
    */
   async connect(res: ServerResponse, lastEventId: string | undefined, view: View = OVERVIEW): Promise<void> {
-    if (this.#closed) throw new ApiError('service_unavailable', 'the observer is closing');
-    if (this.#clients.size >= MAX_CLIENTS) throw new ApiError('service_unavailable', `at most ${MAX_CLIENTS} event streams may be open at once`);
-    res.writeHead(200, { ...BASE_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive' });
+    this.#admit();
+    res.writeHead(200, STREAM_HEADERS);
     res.write('retry: 2000\n\n');
     const client: Client = { view, last: new Map() };
     this.#clients.set(res, client);
@@ -130,6 +131,19 @@ export class EventHub {
       data = { error: 'snapshot_failed' };
     }
     if (this.#clients.has(res)) this.#write(res, this.#frame('snapshot', data, false));
+  }
+
+  /** Answers a HEAD of the stream as its GET would begin (the same refusals, the stream's headers), then ends: no client joins. */
+  head(res: ServerResponse): void {
+    this.#admit();
+    res.writeHead(200, STREAM_HEADERS);
+    res.end();
+  }
+
+  /** Refuses a stream while closing, or past MAX_CLIENTS. */
+  #admit(): void {
+    if (this.#closed) throw new ApiError('service_unavailable', 'the observer is closing');
+    if (this.#clients.size >= MAX_CLIENTS) throw new ApiError('service_unavailable', `at most ${MAX_CLIENTS} event streams may be open at once`);
   }
 
   /** Sends a frame of `event` to every client (kept in the history: a `job` frame, say). */

@@ -75,10 +75,11 @@ export function safeJson(value: unknown): string {
     .replace(/\u2029/g, '\\u2029');
 }
 
+/** A JSON answer; to a HEAD, its status and headers (the length of the body a GET gets) without the body. */
 export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
   const body = safeJson(value);
   res.writeHead(status, { ...BASE_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
-  res.end(body);
+  res.end(res.req.method === 'HEAD' ? undefined : body);
 }
 
 export function sendError(res: ServerResponse, e: ApiError): void {
