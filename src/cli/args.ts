@@ -1,6 +1,7 @@
 // The one argument parser of the `keel` commands: node:util `parseArgs` under typed option specs.
 // Every command takes `--x=y` and `--x y`, answers `--help`/`-h` with its usage, names an unknown
-// option with the list of the valid ones, and turns a bad value into one line that names the flag.
+// option with the list of the valid ones, refuses an option given twice, and turns a bad value into
+// one line that names the flag.
 // A usage error is `ERR_INVALID_ARGUMENT`: the command prints it on stderr and exits 2.
 import { parseArgs } from 'node:util';
 import { InvalidArgumentError, isKeelError, KeelError } from '../errors.js';
@@ -111,6 +112,8 @@ export function parseCommand<O extends OptionSpecs>(spec: CommandSpec<O>, argv: 
   // not strict: the tokens are checked here, so that every message names the command's own options
   const { tokens } = parseArgs({ args: [...argv], options: config, strict: false, allowPositionals: true, tokens: true });
   const given: Record<string, string | true> = {};
+  /** How each option given was written (`-v`, `--verbose`), for the error of one given twice. */
+  const spelt: Record<string, string> = {};
   const positionals: string[] = [];
   for (const t of tokens) {
     if (t.kind === 'option-terminator') continue;
@@ -128,6 +131,14 @@ export function parseCommand<O extends OptionSpecs>(spec: CommandSpec<O>, argv: 
     }
     const o = Object.hasOwn(spec.options, t.name) ? spec.options[t.name] : undefined;
     if (o === undefined) throw new UsageError(`Unknown option '${t.rawName}'${meant(t.rawName, t.name, spec)}. ${validOptions(spec)}`);
+    // once each: the last of two silently won (`keel soak --duration 5 --duration 3600` ran an hour);
+    // a boolean too, though both mean the same, so that one rule holds for every option
+    if (Object.hasOwn(spelt, t.name)) {
+      const first = spelt[t.name]!;
+      const as = first === t.rawName ? '' : ` (as ${first} and ${t.rawName})`;
+      throw new UsageError(`Option '--${t.name}' given twice${as}: give it once`);
+    }
+    spelt[t.name] = t.rawName;
     if (o.type === 'boolean') {
       if (t.value !== undefined) throw new UsageError(`Option '--${t.name}' does not take an argument`);
       given[t.name] = true;

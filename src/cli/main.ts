@@ -64,7 +64,7 @@ export const KEEL_USAGE = [
   `  ${'help'.padEnd(WIDTH + 1)} this overview; keel help <command> prints the usage of a command`,
   '',
   'keel <command> --help (or -h) prints the usage of a command, keel --version the version of Keel.',
-  'Options take their value as --name value or --name=value. Bad usage exits with code 2.',
+  'Options take their value as --name value or --name=value, and are given once each. Bad usage exits with code 2.',
 ].join('\n');
 
 /** Keel's version, from the package.json of the package this file belongs to (read at run time). */

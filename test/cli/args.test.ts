@@ -26,8 +26,32 @@ describe('parseCommand', () => {
     const b = parsed(['--store', 'f.db', '--count', '4', '--rate', '0.5', '--name', 'x', '--format', 'json', '-v', 'pos']);
     expect(a).toEqual({ help: false, values: { store: 'f.db', count: 4, rate: 0.5, name: 'x', format: 'json', verbose: true }, positionals: ['pos'] });
     expect(b).toEqual(a);
-    // a flag not given is absent (defaults are the command's business); the last of a repeated flag wins
-    expect(parsed(['--store', 'f', '--count', '2', '--count', '5']).values).toEqual({ store: 'f', count: 5 });
+    // a flag not given is absent (defaults are the command's business)
+    expect(parsed(['--store', 'f', '--count', '2']).values).toEqual({ store: 'f', count: 2 });
+  });
+
+  it('refuses an option given twice, naming it, whatever the forms: the last no longer silently wins', () => {
+    const cases: [string[], string][] = [
+      [['--store', 'f', '--count', '2', '--count', '5'], "Option '--count' given twice: give it once"],
+      [['--store', 'f', '--count=2', '--count', '5'], "Option '--count' given twice: give it once"],
+      [['--store', 'f', '--count', '2', '--count=5'], "Option '--count' given twice: give it once"],
+      [['--store=f', '--store=g'], "Option '--store' given twice: give it once"],
+      // the same value twice too: one rule, every option at most once
+      [['--store', 'f', '--name', 'x', '--name=x'], "Option '--name' given twice: give it once"],
+      // a boolean, given twice, by its alias, or in a group of short options
+      [['--store', 'f', '--verbose', '--verbose'], "Option '--verbose' given twice: give it once"],
+      [['--store', 'f', '-v', '--verbose'], "Option '--verbose' given twice (as -v and --verbose): give it once"],
+      [['--store', 'f', '-vv'], "Option '--verbose' given twice: give it once"],
+    ];
+    for (const [argv, message] of cases) {
+      const e = thrown(() => parseCommand(SPEC, argv));
+      expectKeelError(e, 'ERR_INVALID_ARGUMENT');
+      expect([argv, (e as Error).message]).toEqual([argv, message]);
+    }
+    // after --, an argument, not the option again
+    expect(parsed(['--store', 'f', '--', '--store']).positionals).toEqual(['--store']);
+    // --help still wins over a repeated option
+    expect(parseCommand(SPEC, ['--count', '1', '--count', '2', '--help'])).toEqual({ help: true });
   });
 
   it('answers help for --help or -h anywhere before --, whatever else is wrong', () => {

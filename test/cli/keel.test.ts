@@ -170,6 +170,24 @@ describe('keel (the command line)', () => {
     for (const [argv, err] of cases) expect(await keel(...argv), argv.join(' ')).toEqual({ code: 2, out: '', err });
   });
 
+  it('every command refuses an option given twice, value or boolean, --x=y or --x y, naming it, on stderr (exit 2), before anything runs', async () => {
+    const twice = (command: string, flag: string): string => `keel ${command}: Option '--${flag}' given twice: give it once`;
+    const cases: [string[], string][] = [
+      [['dlq', 'list', '--store', 'a.db', '--store=b.db'], twice('dlq list', 'store')],
+      [['dlq', 'list', '--store', 'a.db', '--json', '--json'], twice('dlq list', 'json')],
+      [['top', '--url', 'http://127.0.0.1:1/?token=x', '--json', '--json'], twice('top', 'json')],
+      [['top', '--url=http://127.0.0.1:1/?token=x', '--limit=5', '--limit', '6', '--json'], twice('top', 'limit')],
+      [['audit', '.', '--fix', '--fix'], twice('audit', 'fix')],
+      [['observe', '--writable', '--port', '0', '--writable'], twice('observe', 'writable')],
+      [['demo', '--seed', '1', '--workers', '2', '--seed=2'], twice('demo', 'seed')],
+      // the run of an hour a `--duration 5 --duration 3600` started, not a word said
+      [['soak', '--duration', '5', '--duration', '3600'], twice('soak', 'duration')],
+      [['soak', '--duration=5', '--duration', '3600'], twice('soak', 'duration')],
+      [['soak', '--overload', '--json', '--duration', '5', '--overload'], twice('soak', 'overload')],
+    ];
+    for (const [argv, err] of cases) expect(await keel(...argv), argv.join(' ')).toEqual({ code: 2, out: '', err });
+  });
+
   it('keel demo and keel soak take --x=y as well as --x y', () => {
     expect(parseDemoArgs(['--workers=4', '--workflows=10', '--chaos=0.5', '--seed=3', '--duration=5', '--fail-rate=0', '--json', '--simulate'])).toEqual({
       workers: 4, workflows: 10, chaos: 0.5, seed: 3, duration: 5, failRate: 0, json: true, simulate: true,
