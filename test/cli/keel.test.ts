@@ -177,13 +177,15 @@ describe('keel (the command line)', () => {
       [['dlq', 'list', '--store', 'a.db', '--json', '--json'], twice('dlq list', 'json')],
       [['top', '--url', 'http://127.0.0.1:1/?token=x', '--json', '--json'], twice('top', 'json')],
       [['top', '--url=http://127.0.0.1:1/?token=x', '--limit=5', '--limit', '6', '--json'], twice('top', 'limit')],
-      [['audit', '.', '--fix', '--fix'], twice('audit', 'fix')],
-      [['observe', '--writable', '--port', '0', '--writable'], twice('observe', 'writable')],
-      [['demo', '--seed', '1', '--workers', '2', '--seed=2'], twice('demo', 'seed')],
+      // each case below would run (fix files, serve, run a demo or a soak of an hour) if the repeat were
+      // taken: a bad value or a missing folder in it makes such a build fail here at once instead
+      [['audit', 'no-such-folder', '--fix', '--fix'], twice('audit', 'fix')],
+      [['observe', '--writable', '--port', 'nope', '--writable'], twice('observe', 'writable')],
+      [['demo', '--seed', '1', '--workers', '2', '--seed=nope'], twice('demo', 'seed')],
       // the run of an hour a `--duration 5 --duration 3600` started, not a word said
-      [['soak', '--duration', '5', '--duration', '3600'], twice('soak', 'duration')],
-      [['soak', '--duration=5', '--duration', '3600'], twice('soak', 'duration')],
-      [['soak', '--overload', '--json', '--duration', '5', '--overload'], twice('soak', 'overload')],
+      [['soak', '--duration', '3600', '--duration', 'nope'], twice('soak', 'duration')],
+      [['soak', '--duration=3600', '--duration', 'nope'], twice('soak', 'duration')],
+      [['soak', '--overload', '--json', '--duration', 'nope', '--overload'], twice('soak', 'overload')],
     ];
     for (const [argv, err] of cases) expect(await keel(...argv), argv.join(' ')).toEqual({ code: 2, out: '', err });
   });
