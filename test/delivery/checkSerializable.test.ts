@@ -96,6 +96,20 @@ describe('checkSerializable', () => {
     expect(refusedAt(long)).toBeUndefined();
   });
 
+  it('checks an array whose prototype is null or Object.prototype as an array, at the root as nested (its extras past 1,024 elements and its symbol keys left, as any array\'s)', () => {
+    for (const proto of [null, Object.prototype]) {
+      const long = (): unknown[] => Object.setPrototypeOf(Object.assign(new Array<number>(1025).fill(0), { fn: () => 1 }), proto) as unknown[];
+      expect(refusedAt({ a: long() })).toBeUndefined();
+      expect(refusedAt(long())).toBeUndefined();
+      const symbolic = (): unknown[] => Object.setPrototypeOf(Object.assign([1], { [Symbol('s')]: 1 }), proto) as unknown[];
+      expect(refusedAt({ a: symbolic() })).toBeUndefined();
+      expect(refusedAt(symbolic())).toBeUndefined();
+      // what it holds is still checked, at its index
+      const bad = Object.setPrototypeOf([0, () => 1], proto) as unknown[];
+      expect(refusedAt(bad)).toBe('message[1]');
+    }
+  });
+
   it('refuses an Error whose cause cannot be stored', () => {
     expect(refusedAt({ e: new Error('x', { cause: { f: () => 1 } }) })).toBe('message.e.cause.f');
   });

@@ -200,7 +200,8 @@ interface Scan {
  * before anything of it is read.
  */
 function scanPlain(value: unknown): number {
-  if (typeof value !== 'object' || value === null || types.isProxy(value)) return scan(value, 0, { seen: undefined, budget: SCAN_BUDGET });
+  // an array is scan's array whatever its prototype (null, Object.prototype): never read as a plain object
+  if (typeof value !== 'object' || value === null || types.isProxy(value) || Array.isArray(value)) return scan(value, 0, { seen: undefined, budget: SCAN_BUDGET });
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return scan(value, 0, { seen: undefined, budget: SCAN_BUDGET });
   let state: Scan | undefined;
