@@ -181,7 +181,8 @@ export function probe<M = unknown>(node: Node): Probe<M> {
   let dead = false;
   const died = (): void => {
     dead = true;
-    for (const w of waiters) w.reject(new ProcessExitedError(String(pid), 'receive'));
+    // (a waiter with `skip` is a fishForMessage's: its error names it, as on a probe already dead)
+    for (const w of waiters) w.reject(new ProcessExitedError(String(pid), w.skip === undefined ? 'receive' : 'fishForMessage'));
     waiters.clear();
     for (const w of watchers) w.fail(new ProcessExitedError(String(pid), 'expectNoMessage'));
     watchers.clear();

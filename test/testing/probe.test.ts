@@ -562,8 +562,10 @@ describe('probe.fishForMessage', () => {
     node.exit(p, 'kill');
     await node.idle();
     expect(waiting.status).toBe('rejected');
-    expect(waiting.error).toMatchObject({ code: 'ERR_PROCESS_EXITED' });
-    await expect(p.fishForMessage((m) => m === 'never', { timeout: 2 ** 31 - 1 })).rejects.toMatchObject({ code: 'ERR_PROCESS_EXITED' });
+    // the error names the operation that waited, as at once on a dead probe (not a receive)
+    const message = `${String(p)} has exited; \`ctx.fishForMessage\` cannot run in a process that is no longer alive`;
+    expect(waiting.error).toMatchObject({ code: 'ERR_PROCESS_EXITED', message });
+    await expect(p.fishForMessage((m) => m === 'never', { timeout: 2 ** 31 - 1 })).rejects.toMatchObject({ code: 'ERR_PROCESS_EXITED', message });
   });
 
   it('refuses bad arguments with ERR_INVALID_ARGUMENT: a predicate that is no function, a timeout that is NaN, negative, infinite or past a host timer, an unknown option, options that are no object', () => {
