@@ -14,6 +14,8 @@ import {
   Supervisor,
   type ChildSpec,
   type Context,
+  type Down,
+  formatReason,
   type GenServerSpec,
   type Logger,
   type Node,
@@ -70,6 +72,11 @@ export interface SoakOptions {
    * accounts for every message sent and reports, as at the end of its duration.
    */
   stop?: AbortSignal;
+  /**
+   * @internal Handed the soak's node once it is created: a test reaches into the running soak through
+   * it (ends the chaos process, `soak.chaos`, as an operator's `exit` would).
+   */
+  onNode?: (node: Node) => void;
 }
 
 export const SOAK_DEFAULTS: SoakOptions = { duration: 60, rate: 100_000, kill: 0.1, seed: 1, json: false, simulate: false };
@@ -142,6 +149,8 @@ export const SOAK_KINDS: readonly Kind[] = [
 ];
 /** The kind whose message a lossy worker forgets when a test injects `loseLossy`: the first lossy kind. */
 const LOSE_LOSSY_KIND = SOAK_KINDS.findIndex((k) => k.label === 'enqueued, log, by name');
+/** The chaos process's name: an operator (or a test) finds it by it. */
+export const CHAOS_NAME = 'soak.chaos';
 const LOSSY_KINDS: ReadonlySet<number> = new Set(SOAK_KINDS.flatMap((k, i) => (k.to === 'lossy' ? [i] : [])));
 
 /** Validates options (shared by the CLI and the tests). */
@@ -216,6 +225,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
     logger,
     services: { deadLetters: { store: { kind: 'sqlite', path: join(dir, 'dead-letters.db') }, backoff: { initialMs: 250, factor: 2, maxMs: 2000 }, maxRetries: 8 } },
   });
+  o.onNode?.(node);
   const realStart = performance.now();
   const durationMs = o.duration * 1000;
   const perProducer = dueBy(o.rate, durationMs);
@@ -328,32 +338,39 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
     // struck or missed before the report. Shut down at the load's end instead, it could die with that
     // tick still queued (a loaded machine's slice ends after the last producer's turn), those kills neither.
     let missed = 0;
-    let chaosStopped!: () => void;
-    const chaosDone = new Promise<void>((resolve) => (chaosStopped = resolve));
+    let chaosFinished = false;
     const chaos = node.spawn<'tick' | 'last'>((ctx) => {
       let struck = 0;
       return (message) => {
         // the kills due by now on the node's clock (a tick that comes late strikes what it owes)
         const elapsed = loadWindow.elapsed();
         const due = Math.floor((o.kill * WORKERS * Math.min(elapsed, loadWindow.endMs)) / 1000);
-        try {
-          for (; struck < due; struck++) {
-            // a worker that is restarting is no victim: draw again, a few times
-            let victim: Pid | undefined;
-            for (let tries = 0; tries < 4 && victim === undefined; tries++) victim = workerPid(Math.floor(node.random() * WORKERS));
-            if (victim === undefined) missed++;
-            else chaosKills.strike(node, victim);
-          }
-        } catch (e) {
-          // a defect of the soak: the chaos dies of it, and the soak must not wait for it for ever
-          chaosStopped();
-          throw e;
+        for (; struck < due; struck++) {
+          // a worker that is restarting is no victim: draw again, a few times
+          let victim: Pid | undefined;
+          for (let tries = 0; tries < 4 && victim === undefined; tries++) victim = workerPid(Math.floor(node.random() * WORKERS));
+          if (victim === undefined) missed++;
+          else chaosKills.strike(node, victim);
         }
         // a 'tick' strikes what is due; the 'last' one, then stops the chaos
         if (message !== 'last') return;
-        chaosStopped();
+        chaosFinished = true;
         ctx.exit('normal');
       };
+    }, { name: CHAOS_NAME });
+    // the soak waits for the chaos's end with a monitor (as OTP would), not a promise its last tick
+    // resolves: ended before it (an operator's exit, a defect of its own code), the chaos never
+    // resolved that, and the soak hung after the load. Its Down releases the wait whatever the cause,
+    // and the report says why it ended early.
+    const chaosDone = new Promise<string | undefined>((resolve) => {
+      node.spawn<Down>((ctx) => {
+        // eslint-disable-next-line keel/no-unmanaged-monitor -- a watcher process that lives exactly until the Down: nothing to demonitor
+        ctx.monitor(chaos);
+        return (down) => {
+          resolve(chaosFinished ? undefined : formatReason(down.reason));
+          ctx.exit('normal');
+        };
+      });
     });
 
     // ---- the producers: paced on the node's clock, each with its own seeded traffic ----
@@ -423,7 +440,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
     heap.endLoad();
     if (progress !== undefined) node.clock.clearTimer(progress.timer);
     // the chaos's last tick, queued behind the producers' (or behind the load's end: see the chaos)
-    await chaosDone;
+    const chaosEndedEarly = await chaosDone;
     let grace: unknown;
     await Promise.race([ledger.settled(), new Promise<void>((resolve) => (grace = node.clock.setTimer(SETTLE_GRACE_MS, resolve)))]);
     node.clock.clearTimer(grace);
@@ -486,7 +503,16 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
         rejected: ledger.rejected,
       },
       byKind: a.byKind.map((k, i) => ({ kind: SOAK_KINDS[i]!.label, ...k, ids: a.ids[i]! })),
-      chaos: { kills: chaosKills.kills, killsDuringStart: chaosKills.duringStart, missed, restarts, restartsFailed, supervisorsGaveUp, workersAlive },
+      chaos: {
+        kills: chaosKills.kills,
+        killsDuringStart: chaosKills.duringStart,
+        missed,
+        restarts,
+        restartsFailed,
+        supervisorsGaveUp,
+        workersAlive,
+        ...(chaosEndedEarly === undefined ? {} : { endedEarly: chaosEndedEarly, owed: Math.floor((o.kill * WORKERS * loadWindow.endMs) / 1000) }),
+      },
       deadLetters: { added: dl.added, byReason: sorted(deadLetterReasons), recovered: dl.succeeded, pending: dl.pending, parked: dl.parked, evicted: dl.evicted, refused: dl.refused, failed: dl.failed, inQueue },
       droppedEvents: sorted(droppedEvents),
       leaks: { count: leaks.length, found: leaks },

@@ -41,9 +41,21 @@ export interface SoakReport {
    * `kills` every kill, `killsDuringStart` those of a child its supervisor was still starting (its
    * start fails and is retried: see soakChaos.ts's ChaosKills); `restarts` the supervisors' restarts (one
    * per kill of a running child), `restartsFailed` their failed starts, retried (one per kill during
-   * a start); `missed`: ticks that found no live victim.
+   * a start); `missed`: ticks that found no live victim. `endedEarly`, only when the chaos process
+   * ended before its last tick (an operator's exit, a crash of its own code): its exit reason, and
+   * `owed` the kills the load owed (`kills + missed` fell short of it).
    */
-  chaos: { kills: number; killsDuringStart: number; missed: number; restarts: number; restartsFailed: number; supervisorsGaveUp: number; workersAlive: number };
+  chaos: {
+    kills: number;
+    killsDuringStart: number;
+    missed: number;
+    restarts: number;
+    restartsFailed: number;
+    supervisorsGaveUp: number;
+    workersAlive: number;
+    endedEarly?: string;
+    owed?: number;
+  };
   /** The queue's own counts (`recovered`: redeliveries its receivers handled), and `inQueue`: its entries the ledger found, at the end. */
   deadLetters: { added: number; byReason: Record<string, number>; recovered: number; pending: number; parked: number; evicted: number; refused: number; failed: number; inQueue: number };
   /** `keel.message.dropped` events during the run: the messages they count, by reason. */
@@ -106,6 +118,7 @@ export function printReport(r: SoakReport, print: (line: string) => void): void 
     }
   }
   print(`  chaos         kills ${count(c.kills)} (${count(c.killsDuringStart)} during a start; no live victim ${c.missed}), supervisor restarts ${count(c.restarts)} (failed starts retried ${count(c.restartsFailed)}), supervisors that gave up ${c.supervisorsGaveUp}, workers alive at the end ${c.workersAlive}/${r.workers.total}  [${ok(checks.supervisionHeld)}]`);
+  if (c.endedEarly !== undefined) print(`  chaos ended   early (exit reason: ${c.endedEarly}): it struck or missed ${count(c.kills + c.missed)} of the ${count(c.owed ?? 0)} kills the load owed`);
   print(
     `  dead letters  added ${count(d.added)} (${by(d.byReason)}): recovered by the queue ${count(d.recovered)}, pending ${count(d.pending)}, parked ${count(d.parked)}, ` +
       `evicted ${d.evicted}, refused ${d.refused}, failed ${d.failed}; found by the ledger ${count(d.inQueue)}  [${ok(checks.deadLettersAccounted)}]`,

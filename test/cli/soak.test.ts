@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { count, runSoak, soakPassed, type SoakReport } from '../../src/cli/soak.js';
+import { CHAOS_NAME, count, runSoak, soakPassed, type SoakReport } from '../../src/cli/soak.js';
+import type { ExitReason, Node } from '../../src/index.js';
 import { useBuiltPackage } from '../childProcesses.js';
 
 describe('runSoak with a stop signal', () => {
@@ -59,6 +60,54 @@ describe('runSoak with a stop signal', () => {
       'keel soak: 1 s at 100 msg/s, killing 7% of the 60 workers a second, seed 1, on virtual time (simulated: the same --seed replays this report byte for byte)',
     );
   }, 60_000);
+});
+
+describe('runSoak when its chaos process ends early', () => {
+  /**
+   * A 3 s simulated soak whose chaos process is sent an exit signal of `reason` through the node at
+   * the heap sampler's first sample (2 s into the load, after its warm-up), as an operator's `exit`
+   * would; its kills owed after that are neither struck nor missed.
+   */
+  async function chaosEnded(reason: ExitReason | 'kill'): Promise<{ report: SoakReport; lines: string[] }> {
+    let node: Node | undefined;
+    let ended = false;
+    const lines: string[] = [];
+    const endChaos = (): void => {
+      if (ended) return; // the sampler's end sample runs the gc again
+      ended = true;
+      node!.exit(node!.registry.whereis(CHAOS_NAME)!, reason);
+    };
+    const report = await runSoak({ duration: 3, rate: 2000, seed: 2, simulate: true, onNode: (n) => (node = n), gc: endChaos }, (l) => lines.push(l), () => {});
+    expect(ended).toBe(true);
+    return { report, lines };
+  }
+
+  // before the fix the soak awaited a promise only the chaos's last tick resolved: killed before it,
+  // the chaos never resolved it, and the soak hung after the load, with no report
+  it('a chaos process killed mid-run: the soak still reports, and says the chaos ended early and why', async () => {
+    const { report, lines } = await chaosEnded('kill');
+    expect(report.chaos.endedEarly).toBe('killed');
+    // 10% of 60 workers a second for 3 s: 18 kills owed; the kill (the sampler's timer at 2 s) runs
+    // before the chaos's tick at 2 s, so it had struck those due by its tick at 1.99 s: 11
+    expect(report.chaos.kills + report.chaos.missed).toBe(11);
+    expect(report.chaos.owed).toBe(18);
+    expect(lines.filter((l) => l.startsWith('  chaos ended'))).toEqual(['  chaos ended   early (exit reason: killed): it struck or missed 11 of the 18 kills the load owed']);
+    // the rest of the soak holds: every message accounted, every kill restarted
+    expect(report.messages.unaccounted).toBe(0);
+    expect(soakPassed(report)).toBe(true);
+  }, 30_000);
+
+  it('a chaos process that dies of an error (as of a crash of its own code) is reported with the error as its reason', async () => {
+    const { report, lines } = await chaosEnded(new Error('the chaos crashed'));
+    expect(report.chaos.endedEarly).toBe('Error: the chaos crashed');
+    expect(lines.filter((l) => l.startsWith('  chaos ended'))).toEqual(['  chaos ended   early (exit reason: Error: the chaos crashed): it struck or missed 11 of the 18 kills the load owed']);
+  }, 30_000);
+
+  it('a chaos process that runs to its last tick is not reported as ended early', async () => {
+    const report = await runSoak({ duration: 1, rate: 2000, seed: 2, simulate: true, json: true }, () => {}, () => {});
+    expect(report.chaos.endedEarly).toBeUndefined();
+    expect(report.chaos.kills + report.chaos.missed).toBe(6);
+  }, 30_000);
 });
 
 describe('keel soak and Ctrl-C (the built keel, a child process)', () => {
