@@ -150,6 +150,8 @@ class Send extends NextTurnWatcher {
   #enqueueing = false;
   /** An abort that came during that enqueue: applied only if the message was not enqueued. */
   #abortedDuring: { error: unknown } | undefined = undefined;
+  /** No attempt after the one in flight: its end is the send's outcome (see {@link endWithAttemptInFlight}). */
+  #lastAttempt = false;
 
   constructor(node: Kernel, sender: Proc | undefined, to: Target, message: unknown, s: Settings, id: string, resolve: (outcome: SendOutcome) => void, reject: (error: unknown) => void) {
     super();
@@ -203,6 +205,17 @@ class Send extends NextTurnWatcher {
     }
     this.#inflight = undefined;
     this.finish(this.#fail({ reason: 'aborted', retry: false, error }));
+  }
+
+  /**
+   * No attempt after the one in flight, if there is one (a copy the receiver holds, queued or being
+   * handled): its end is the send's outcome, and true is answered. Between attempts (a backoff) or
+   * already ended, nothing changes and false is answered.
+   */
+  lastAttempt(): boolean {
+    if (this.done || this.#inflight === undefined) return false;
+    this.#lastAttempt = true;
+    return true;
   }
 
   attempt(): void {
@@ -299,7 +312,7 @@ class Send extends NextTurnWatcher {
     this.lastError = f.error;
     // a node shutting down kills the receivers: nothing more is tried (the attempt's error is kept)
     if (this.node.stopping) return this.finish(this.#fail({ reason: 'noproc', retry: false, error: 'the node shut down' }));
-    if (!f.retry || this.attempts > this.s.retries) return this.finish(this.#fail(f));
+    if (!f.retry || this.attempts > this.s.retries || this.#lastAttempt) return this.finish(this.#fail(f));
     let delay: number;
     try {
       delay = backoffDelay(this.s.backoff, this.attempts, this.node.random);
@@ -396,6 +409,18 @@ function watchAbort(signal: AbortSignal, send: Send): void {
   let w = abortWatchers.get(signal);
   if (w === undefined) abortWatchers.set(signal, (w = new AbortWatchers(signal)));
   w.sends.add(send);
+}
+
+/**
+ * @internal The sends on `signal` make no attempt after the one in flight: its end is their outcome.
+ * True when a send on it had an attempt in flight; false when none had (between attempts, ended, or
+ * never watching the signal), for the caller to abort them by the signal if it wants them ended.
+ */
+export function endWithAttemptInFlight(signal: AbortSignal): boolean {
+  const w = abortWatchers.get(signal);
+  let kept = false;
+  if (w !== undefined) for (const send of w.sends) if (send.lastAttempt()) kept = true;
+  return kept;
 }
 
 /** The send ended: it leaves its signal's watchers, and the last to leave takes the listener. */

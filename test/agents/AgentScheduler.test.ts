@@ -144,7 +144,7 @@ describe('AgentScheduler.registerPeriodic', () => {
     expect(a.got.every((g) => (g.message as { tick?: boolean }).tick === true)).toBe(true);
     const [info] = await scheduler.list(a.pid);
     expect(info).toEqual({ id: 'beat', intervalMs: 1000, jitter: 0, missed: 'skip', nextDueAt: START + 21_000, generation: 1, deliveries: 20, failures: 0, skipped: 0 });
-    expect(await scheduler.stats()).toEqual({ agents: 1, schedules: 1, delivered: 20, failed: 0, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0 });
+    expect(await scheduler.stats()).toEqual({ agents: 1, schedules: 1, delivered: 20, failed: 0, withdrawn: 0, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0 });
   });
 
   it('keeps one timer per schedule, and one monitor per agent however many schedules it has', async () => {
@@ -219,7 +219,7 @@ describe('AgentScheduler.registerPeriodic', () => {
     const { node, scheduler } = await setup();
     expect(await scheduler.registerPeriodic(deadPid(node), 'beat', 100, 'beat')).toEqual({ error: 'noproc' });
     expect(await scheduler.registerPeriodic('nobody', 'beat', 100, 'beat')).toEqual({ error: 'noproc' });
-    expect(await scheduler.stats()).toEqual({ agents: 0, schedules: 0, delivered: 0, failed: 0, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0 });
+    expect(await scheduler.stats()).toEqual({ agents: 0, schedules: 0, delivered: 0, failed: 0, withdrawn: 0, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0 });
     expect(schedulerTimers(node, scheduler)).toBe(0);
     expect(schedulerMonitors(node, scheduler)).toBe(0);
   });
@@ -266,7 +266,7 @@ describe('AgentScheduler.registerPeriodic', () => {
       [() => scheduler.list(undefined as never), 'agent'],
     ];
     for (const [fn, argument] of bad) expectKeelError(thrown(fn), 'ERR_INVALID_ARGUMENT', `\`${argument}\``);
-    expect(await scheduler.stats()).toEqual({ agents: 0, schedules: 0, delivered: 0, failed: 0, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0 });
+    expect(await scheduler.stats()).toEqual({ agents: 0, schedules: 0, delivered: 0, failed: 0, withdrawn: 0, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0 });
   });
 
   it('refuses an interval below 1 ms, the resolution of the timers, with ERR_INVALID_ARGUMENT', async () => {
@@ -579,7 +579,7 @@ describe('AgentScheduler.unregister and unregisterAgent', () => {
     ]);
   });
 
-  it("with ack 'handled', withdraws a delivery still queued in the agent's mailbox when its schedule is unregistered: never handled, not counted", async () => {
+  it("with ack 'handled', withdraws a delivery still queued in the agent's mailbox when its schedule is unregistered: never handled, counted withdrawn (not delivered, not failed)", async () => {
     const { node, clock } = clockedNode(track, { random: () => 0.5 });
     const scheduler = await AgentScheduler.start(node, { sendOptions: { ack: 'handled' } });
     const r = receiver(node);
@@ -591,7 +591,101 @@ describe('AgentScheduler.unregister and unregisterAgent', () => {
     r.release();
     await node.idle();
     expect(r.seen).toEqual([]);
-    expect(await scheduler.stats()).toMatchObject({ schedules: 0, delivered: 0, failed: 0 });
+    expect(await scheduler.stats()).toMatchObject({ schedules: 0, delivered: 0, failed: 0, withdrawn: 1 });
+  });
+});
+
+/**
+ * A scheduler whose deliveries are acknowledged when handled, time out after 50 ms and are retried
+ * twice, 20 ms after a failure, and one agent that handles each copy until the test ends it. The
+ * beat is due every 1000 ms, so one delivery is started in each of the tests below.
+ */
+async function retriedDelivery(onCopy?: (ctx: { self: Pid }) => Promise<unknown>) {
+  const { node, clock } = clockedNode(track, { random: () => 0.5 });
+  const scheduler = await AgentScheduler.start(node, {
+    sendOptions: { ack: 'handled', timeout: 50, retries: 2, backoff: { initialMs: 20, factor: 1, jitter: 'none' } },
+  });
+  const events = captureEvents(node, ['keel.agent_scheduler.delivered', 'keel.agent_scheduler.failed']);
+  const copies: (string | undefined)[] = [];
+  const ends: (() => void)[] = [];
+  const agent = node.spawn((ctx) => async () => {
+    copies.push(ctx.messageId);
+    await onCopy?.(ctx);
+    await new Promise<void>((resolve) => ends.push(resolve));
+  });
+  await scheduler.registerPeriodic(agent, 'beat', 1000, 'beat');
+  /** Moves the clock, lets every process run, then a turn of the event loop (an attempt's timeout is armed there). */
+  const step = async (ms: number) => {
+    await clock.advance(ms);
+    await node.settle();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  };
+  /** Ends the copy the agent is handling. */
+  const end = async () => {
+    ends.shift()!();
+    await node.settle();
+  };
+  return { node, scheduler, events, agent, copies, step, end };
+}
+
+describe("AgentScheduler with ack 'handled' and retries, a schedule removed while a delivery is under way", () => {
+  it('counts the attempt the agent was handling when it re-registered its own schedule (delivered), and makes no further attempt', async () => {
+    let reregistered = false;
+    const t = await retriedDelivery(async (ctx) => {
+      if (reregistered) return;
+      reregistered = true;
+      expect(await t.scheduler.registerPeriodic(ctx.self, 'beat', 5000, 'beat')).toBe('replaced');
+    });
+    await t.step(1000); // the first attempt: the agent handles it, and replaces its schedule meanwhile
+    expect(t.copies).toHaveLength(1);
+    await t.end();
+    await t.step(1000);
+    expect(t.copies).toHaveLength(1);
+    // one delivery started, one counted
+    expect(await t.scheduler.stats()).toMatchObject({ schedules: 1, delivered: 1, failed: 0, withdrawn: 0 });
+    expect(t.events.events.map((e) => [e.event, e.metadata.id])).toEqual([['keel.agent_scheduler.delivered', 'beat']]);
+  });
+
+  it('counts the outcome of the attempt the agent was handling when the schedule was unregistered (timeout, failed), and retries it no more', async () => {
+    const t = await retriedDelivery();
+    await t.step(1000);
+    expect(await t.scheduler.unregister(t.agent, 'beat')).toBe('ok');
+    await t.step(50); // the attempt times out: its outcome, with no retry
+    await t.end();
+    await t.step(1000);
+    expect(t.copies).toHaveLength(1);
+    expect(await t.scheduler.stats()).toMatchObject({ schedules: 0, delivered: 0, failed: 1, withdrawn: 0 });
+    expect(t.events.events).toMatchObject([{ event: 'keel.agent_scheduler.failed', measurements: { attempts: 1 }, metadata: { id: 'beat', reason: 'timeout' } }]);
+  });
+
+  it('counts as withdrawn a delivery whose retry waited for its backoff when the schedule was unregistered', async () => {
+    const t = await retriedDelivery();
+    await t.step(1000);
+    await t.step(50); // the first attempt times out; its retry waits 20 ms
+    await t.end(); // the agent ends the copy it was let go of
+    expect(await t.scheduler.unregister(t.agent, 'beat')).toBe('ok');
+    await t.step(1000);
+    expect(t.copies).toHaveLength(1);
+    expect(await t.scheduler.stats()).toMatchObject({ schedules: 0, delivered: 0, failed: 0, withdrawn: 1 });
+    expect(t.events.events).toEqual([]);
+  });
+
+  it('counts the last attempt the agent was handling when the schedule was unregistered (delivered)', async () => {
+    const t = await retriedDelivery();
+    await t.step(1000);
+    await t.step(50); // the first attempt times out
+    await t.end();
+    await t.step(20); // the second attempt
+    await t.step(50); // times out too
+    await t.end();
+    await t.step(20); // the third and last attempt: the agent handles it
+    expect(t.copies).toHaveLength(3);
+    expect(new Set(t.copies).size).toBe(1); // one delivery: its three copies share its message id
+    expect(await t.scheduler.unregister(t.agent, 'beat')).toBe('ok');
+    await t.end();
+    await t.step(1000);
+    expect(await t.scheduler.stats()).toMatchObject({ schedules: 0, delivered: 1, failed: 0, withdrawn: 0 });
+    expect(t.events.events.map((e) => [e.event, e.metadata.id])).toEqual([['keel.agent_scheduler.delivered', 'beat']]);
   });
 });
 

@@ -6,7 +6,7 @@
 import { InvalidArgumentError, thrownText } from '../../errors.js';
 import { markComponent } from '../../otp/internal/lifecycle.js';
 import { observeScheduler } from '../observe.js';
-import { type SendOptions, type SendOutcome, sendSupervised } from '../../delivery/sendSupervised.js';
+import { endWithAttemptInFlight, type SendOptions, type SendOutcome, sendSupervised } from '../../delivery/sendSupervised.js';
 import type { GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { kernelOf } from '../../runtime/kernel.js';
@@ -83,7 +83,7 @@ function remove(state: State, s: Schedule, ctx: Context<any>): void {
   if (s.agentName !== undefined && state.kept.storeUnread && state.store !== undefined && !kernelOf(ctx).stopping) loadLate(state, state.store, ctx);
   retire(s, ctx);
   s.removed = true;
-  withdraw(state, s, ctx);
+  withdraw(s, ctx);
   s.agent.schedules.delete(s.id);
   state.kept.schedules.delete(s);
   if (s.agentName === undefined) return;
@@ -94,16 +94,16 @@ function remove(state: State, s: Schedule, ctx: Context<any>): void {
 }
 
 /**
- * A removed schedule's deliveries still waiting: a copy the agent has not started is taken back (its
- * send ends aborted: never delivered, not counted) and pending retries are aborted; a copy the agent
- * is handling is left to end, and counted when it does (an agent that unregisters or replaces its own
- * schedule from the handler of its message handles that message). With retries, a started copy
- * cannot be told from a send waiting for its next attempt: it is aborted too, and its end is not counted.
+ * A removed schedule's deliveries still waiting: a copy the agent has not started is taken back and
+ * a retry waiting for its backoff is aborted (the send ends aborted: never handled, counted
+ * `withdrawn`); a copy the agent is handling is left to end, retried no more, and its end is the
+ * delivery's outcome, counted when it comes (an agent that unregisters or replaces its own schedule
+ * from the handler of its message handles that message).
  */
-function withdraw(state: State, s: Schedule, ctx: Context<any>): void {
+function withdraw(s: Schedule, ctx: Context<any>): void {
   const kernel = kernelOf(ctx);
   for (const [id, abort] of s.pending) {
-    if (kernel.withdrawEnvelope(s.agent.pid, id) || state.sendsRetry) abort.abort();
+    if (kernel.withdrawEnvelope(s.agent.pid, id) || !endWithAttemptInFlight(abort.signal)) abort.abort();
   }
 }
 
@@ -198,7 +198,10 @@ function deliver(state: State, s: Schedule, lateMs: number, forced: boolean, ctx
       return;
     }
     // a schedule removed while its copy was unstarted or its retry waited: withdrawn, not a failed delivery
-    if (outcome.reason === 'aborted' && s.removed) return;
+    if (outcome.reason === 'aborted' && s.removed) {
+      state.kept.withdrawn++;
+      return;
+    }
     s.failures++;
     state.kept.failed++;
     telemetry.execute('keel.agent_scheduler.failed', { attempts: outcome.attempts }, { scheduler: state.name, agent, id: s.id, forced, reason: outcome.reason });
@@ -408,7 +411,7 @@ function resumeStored(state: State, store: AgentStore, ctx: Context<any>): numbe
 }
 
 function newKept(): Kept {
-  return { schedules: new Set(), named: new Map(), delivered: 0, failed: 0, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0, storeUnread: false };
+  return { schedules: new Set(), named: new Map(), delivered: 0, failed: 0, withdrawn: 0, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0, storeUnread: false };
 }
 
 interface SchedulerArg {
@@ -453,12 +456,11 @@ const CHANGES: ReadonlySet<string> = new Set(['unregister', 'unregister_agent', 
 
 export const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, SchedulerArg> = keelServer({
   init({ name, sendOptions, store }, ctx) {
-    const sendsRetry = (sendOptions.retries ?? 0) > 0;
-    const sendsWait = sendsRetry || sendOptions.ack === 'handled';
+    const sendsWait = (sendOptions.retries ?? 0) > 0 || sendOptions.ack === 'handled';
     // the table of a predecessor under this name (killed, restarted by its supervisor), or a new one
     const { state: kept, resumed } = componentState(ctx.node, name, 'agent_scheduler', newKept);
     const initialized = releaseIfInitFails(ctx, name, kept, resumed); // an init that throws leaves no half-built table
-    const state: State = { name, sendOptions, sendsWait, sendsRetry, agents: new Map(), byRef: new Map(), kept, store, ctx };
+    const state: State = { name, sendOptions, sendsWait, agents: new Map(), byRef: new Map(), kept, store, ctx };
     const before = { dropped: kept.dropped, corrupt: kept.corrupt };
     if (!resumed && store === undefined) return (initialized(), state);
     kept.resumed = resumed ? resumeKept(state, ctx) : resumeStored(state, store!, ctx);
@@ -582,6 +584,7 @@ export const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, Sched
             schedules: state.kept.schedules.size,
             delivered: state.kept.delivered,
             failed: state.kept.failed,
+            withdrawn: state.kept.withdrawn,
             forced: state.kept.forced,
             skipped: state.kept.skipped,
             resumed: state.kept.resumed,

@@ -33,7 +33,8 @@ export interface Schedule {
   /**
    * Its deliveries still waiting for their outcome, by message id, each with its abort (only when the
    * sends can wait: retries, `ack: 'handled'`). A removal takes back a copy the agent has not
-   * started and aborts pending retries; a started one's outcome is still counted (see `withdraw`).
+   * started and aborts a retry waiting for its backoff; a started one is retried no more, and its
+   * outcome is still counted (see `withdraw`).
    */
   pending: Map<string, AbortController>;
   sendOptions: SendOptions;
@@ -46,6 +47,8 @@ export interface Kept {
   readonly named: Map<string, Schedule>;
   delivered: number;
   failed: number;
+  /** Deliveries a removal of their schedule ended before the agent handled them (a copy unstarted, a retry's backoff). */
+  withdrawn: number;
   forced: number;
   skipped: number;
   resumed: number;
@@ -74,8 +77,6 @@ export interface State {
   readonly sendOptions: ScheduledSendOptions;
   /** The sends may wait (retries, `ack: 'handled'`): each schedule's removal takes them back or aborts them. */
   readonly sendsWait: boolean;
-  /** The sends retry (`retries > 0`): a removal aborts them, a copy the agent had started included. */
-  readonly sendsRetry: boolean;
   readonly agents: Map<string, AgentEntry>;
   readonly byRef: Map<Ref, AgentEntry>;
   /** The table that outlives the process. */

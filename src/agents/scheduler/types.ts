@@ -27,7 +27,7 @@ export interface PeriodicOptions {
  * How the scheduler's deliveries are sent (merged over `{ ack: 'enqueued', onError: 'ignore' }`;
  * failures are counted and reported as events either way). `id` and `signal` belong to the
  * scheduler: every delivery has a fresh message id, and a schedule's pending deliveries are taken
- * back (unstarted) or aborted (retries) when it is removed.
+ * back (unstarted) or aborted (a retry's backoff) when it is removed.
  */
 export type ScheduledSendOptions = Omit<SendOptions, 'id' | 'signal'>;
 
@@ -72,6 +72,12 @@ export interface AgentSchedulerStats {
   readonly schedules: number;
   readonly delivered: number;
   readonly failed: number;
+  /**
+   * Deliveries that a removal of their schedule ended before the agent handled them: a copy still
+   * queued unstarted taken back, or a retry waiting for its backoff aborted (`ack: 'handled'` or
+   * retries). Each delivery started ends counted once: `delivered`, `failed` or `withdrawn`.
+   */
+  readonly withdrawn: number;
   /** `forceExecution` calls that found their schedule. */
   readonly forced: number;
   readonly skipped: number;

@@ -52,7 +52,7 @@ describe('AgentScheduler restarted in its node (killed, restarted by its supervi
       { id: 'fast', nextDueAt: START + 200, deliveries: 1, generation: 2 },
       { id: 'slow', nextDueAt: START + 250, deliveries: 0, generation: 2 },
     ]);
-    expect(await scheduler.stats()).toEqual({ agents: 2, schedules: 3, delivered: 3, failed: 0, forced: 0, skipped: 0, resumed: 3, dropped: 1, corrupt: 0, storeFailures: 0 });
+    expect(await scheduler.stats()).toEqual({ agents: 2, schedules: 3, delivered: 3, failed: 0, withdrawn: 0, forced: 0, skipped: 0, resumed: 3, dropped: 1, corrupt: 0, storeFailures: 0 });
     expect(node.monitors.list().filter((e) => e.tag === 'agent_scheduler').map((e) => e.owner)).toEqual([scheduler.pid, scheduler.pid]);
     await advance(node, clock, 350); // to START+500
     expect(a.at).toEqual([START + 100, START + 200, START + 255, START + 300, START + 400, START + 500]);
