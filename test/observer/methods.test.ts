@@ -64,7 +64,16 @@ describe('observer: methods', () => {
           expect([path, get.status, head.status]).toEqual([path, path.endsWith('9.9.9%3E') ? 404 : 200, get.status]);
           expect(get.text.length).toBeGreaterThan(0);
           expect(get.headers['content-length']).toBe(String(Buffer.byteLength(get.text)));
-          expect(headersOf(head)).toEqual(headersOf(get));
+          if (path.startsWith('/api/')) {
+            // a JSON answer is made at each request, and what it shows (a process's counters, times)
+            // may change between the two by a few bytes: the same headers, and a length of its own
+            const { 'content-length': headLength, ...headRest } = headersOf(head);
+            const { 'content-length': _getLength, ...getRest } = headersOf(get);
+            expect(headRest).toEqual(getRest);
+            expect(headLength).toMatch(/^[1-9][0-9]*$/);
+          } else {
+            expect(headersOf(head)).toEqual(headersOf(get)); // the page and its files: byte for byte
+          }
           expect(head.text).toBe('');
         }
         const page = await request(obs.port, { method: 'HEAD', path: '/', headers: bearer(obs.token) });
