@@ -3,11 +3,14 @@
 // registry query), random items and maxPerWorker, and random chaos while the run goes (workers
 // dead before the run, dying after their status answered, killed while running or idle, restarted
 // under their name, newcomers registered; tasks that complete, fail, time out on the TestClock;
-// the run aborted). For every case: the run settles, each item has one result, in item order; an
-// item ran only on a worker that can take it, no worker ran more than maxPerWorker of the run's
-// tasks at once; an item fails with 'no_live_worker' (never dispatched) or 'process_down' /
-// 'noproc' (it was) only when every worker that could take it died, with 'no_capable_worker' only
-// when none could, and with the other reasons only when the case did what causes them.
+// the run aborted, before it starts or at a random point). For every case: the run settles, each
+// item has one result, in item order; an item ran only on a worker that can take it, no worker ran
+// more than maxPerWorker of the run's tasks at once; an item fails with 'no_live_worker' (never
+// dispatched) or 'process_down' / 'noproc' (it was) only when every worker that could take it
+// died, with 'no_capable_worker' only when none could, and with the other reasons only when the
+// case did what causes them; a run aborted before it starts or while a worker's status is
+// unanswered fails every item with 'aborted'; nothing is left behind (expectNoLeaks), and an
+// aborted run leaves no call's timer.
 // Each case runs on a fresh node with a TestClock: it is deterministic by its seed
 // (KEEL_FUZZ_SEED / KEEL_FUZZ_PATH replay one, see CONTRIBUTING.md).
 import fc from 'fast-check';
@@ -15,7 +18,8 @@ import { describe, expect, it } from 'vitest';
 import { Agent, type AgentTask } from '../../src/agents/Agent.js';
 import { distributeWork, type DistributeWorkResult } from '../../src/agents/patterns/index.js';
 import { AgentRegistry, type Context, createNode, type Exit, GenServer, type Node, type Pid } from '../../src/index.js';
-import { TestClock } from '../../src/testing/index.js';
+import type { KeelNode } from '../../src/runtime/Node.js';
+import { expectNoLeaks, TestClock } from '../../src/testing/index.js';
 import { fakeLogger, spawnWithContext, watch } from '../support.js';
 import { LONG, params } from './hostile.js';
 
@@ -40,6 +44,8 @@ interface Case {
   readonly items: (readonly string[])[];
   readonly maxPerWorker: number;
   readonly withSignal: boolean;
+  /** With the signal: aborted before the run starts. */
+  readonly preAborted: boolean;
   readonly actions: Action[];
 }
 
@@ -56,6 +62,7 @@ const caseArb: fc.Arbitrary<Case> = fc.record({
   items: fc.array(fc.subarray([...CAPS], { maxLength: 2 }), { minLength: 0, maxLength: 12 }),
   maxPerWorker: fc.integer({ min: 1, max: 3 }),
   withSignal: fc.boolean(),
+  preAborted: fc.nat(7).map((n) => n === 0),
   // and whether the workers are a registry query (then every worker is registered, none by name)
   actions: fc.array(
     fc.record({
@@ -173,7 +180,19 @@ async function check(node: Node, clock: TestClock, c: Case, cleanup: (() => void
   const abort = new AbortController();
   let aborted = false;
   let advanced = false;
+  // the workers' status calls are unanswered until the clock passes their timeout while a silent worker is one of them
+  let statusPending = c.workers.some((w) => w.kind === 'silent');
+  /** Aborted before the run or while its status calls were unanswered: nothing was dispatched. */
+  let abortedEarly = false;
+  if (c.withSignal && c.preAborted) {
+    aborted = abortedEarly = true;
+    abort.abort();
+  }
   c.items.forEach((_needs, i) => itemOf.set(`item-${i}`, i));
+  // timers no process owns (a call's timeout among them; the services' own start on first use)
+  const unowned = (): number => (node as KeelNode).internals().timers - node.processes().reduce((n, pid) => n + (node.info(pid)?.timers ?? 0), 0);
+  await node.idle({ timeoutMs: 2000 });
+  const timers = unowned();
   const run = watch(
     distributeWork(node, c.items, {
       workers: query ? registry.select({ capability: 'w' }) : sources,
@@ -224,11 +243,13 @@ async function check(node: Node, clock: TestClock, c: Case, cleanup: (() => void
       }
       case 'advance':
         advanced = true;
+        statusPending = false;
         await clock.advance(TIMEOUT_MS);
         break;
       case 'abort':
         if (!c.withSignal) break;
         aborted = true;
+        if (statusPending) abortedEarly = true;
         abort.abort();
         break;
       case 'newcomer': {
@@ -260,6 +281,11 @@ async function check(node: Node, clock: TestClock, c: Case, cleanup: (() => void
   }
   if (run.status !== 'resolved') throw new Error(`${where}: the run did not settle (${run.status}): ${String(run.error)}`);
   const r = run.value!;
+  // nothing left behind: no monitor or timer of a dead process; an aborted run no call's timer (its
+  // status calls included). A run that ended otherwise may leave a newcomer's status call to time out
+  await node.idle({ timeoutMs: 2000 });
+  expectNoLeaks(node);
+  if (aborted) expect(unowned(), where).toBe(timers);
 
   // every item one result, in item order
   expect(r.results.map((x) => x.index)).toEqual(c.items.map((_needs, i) => i));
@@ -268,6 +294,8 @@ async function check(node: Node, clock: TestClock, c: Case, cleanup: (() => void
   expect(r.completed).toBe(r.results.filter((x) => x.ok).length);
   expect(r.perWorker.reduce((s, w) => s + w.assigned, 0)).toBe(r.results.reduce((s, x) => s + x.attempts, 0));
   expect(violations).toEqual([]);
+  // aborted before any item could be dispatched: every item failed with 'aborted' (not with what an unanswered status suggests)
+  if (abortedEarly) expect(r.results.map((x) => [x.index, x.error, x.attempts]), where).toEqual(c.items.map((_needs, i) => [i, 'aborted', 0]));
   const initial = slots.slice(0, c.workers.length);
   for (const x of r.results) {
     const at = `${where}: item ${x.index} ${JSON.stringify({ ...x, worker: String(x.worker), error: String(x.error) })}`;

@@ -32,7 +32,10 @@ export interface DistributeWorkOptions<T> {
   toTask?(item: T, index: number): TaskRequest;
   /** The capabilities an item requires, for `'capability'` (default: the item's own `requires` array, if it has one, else none). */
   requires?(item: T, index: number): readonly string[];
-  /** Aborts the run: waiting items and tasks in flight fail with `'aborted'` (the running ones are cancelled). */
+  /**
+   * Aborts the run: waiting items and tasks in flight fail with `'aborted'` (the running ones are
+   * cancelled). Aborted before the run or while the workers' status is asked, every item fails so.
+   */
   signal?: AbortSignal;
 }
 
@@ -254,6 +257,8 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
 
   /** Whether the run is made from a process context whose process has died. */
   const callerGone = (): boolean => isProcess(from) && isDead(from);
+  /** Whether nothing more may start: the run is aborted, or the process it is made from has died (what waits fails with `'aborted'`). */
+  const stopped = (): boolean => p.signal?.aborted === true || callerGone();
   let finish!: () => void;
   const done = new Promise<void>((resolve) => (finish = resolve));
   const end = (i: number, r: Omit<WorkResult<T>, 'item' | 'index' | 'attempts'>): void => {
@@ -448,7 +453,7 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
 
   const pump = (): void => {
     // aborted, or the process the run is made from died: nothing new starts (nothing is sent from a dead process); what waits fails
-    if (p.signal?.aborted === true || callerGone()) {
+    if (stopped()) {
       failWaiting('aborted');
       return;
     }
@@ -475,7 +480,10 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
     if (capable !== undefined) takeWaiting();
   };
 
-  if (capable !== undefined && workers.length > 0) {
+  // aborted (or the caller dead) before the run or while the workers' status was asked: every item
+  // fails with 'aborted' (the pump below), none with what the unanswered status calls would suggest
+  const stoppedFirst = stopped();
+  if (capable !== undefined && workers.length > 0 && !stoppedFirst) {
     // an item no worker can take fails at once, not when a full worker's completion lets the scan reach it
     capable.forEach((ws, i) => {
       if (ws.length > 0) return;
@@ -484,7 +492,7 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
     });
   }
   if (p.items.length === 0) finish();
-  else if (workers.length === 0) failWaiting('no_live_worker'); // a query that selects nobody: every item fails at once, nothing is dispatched
+  else if (workers.length === 0 && !stoppedFirst) failWaiting('no_live_worker'); // a query that selects nobody: every item fails at once, nothing is dispatched
   const onAbort = (): void => pump();
   p.signal?.addEventListener('abort', onAbort, { once: true });
   pump();

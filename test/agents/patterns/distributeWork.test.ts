@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Agent, type AgentTask } from '../../../src/agents/Agent.js';
 import { distributeWork } from '../../../src/agents/patterns/index.js';
-import { GenServer, Supervisor, type Node, type Pid } from '../../../src/index.js';
+import { GenServer, Supervisor, type From, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
 import { clockedNode, deadPid, deferred, expectKeelError, HOUR, spawnWithContext, stepWallClock, thrown, useNodes, watch } from '../../support.js';
 
@@ -272,6 +272,28 @@ describe('distributeWork', () => {
     expect(zombies.events).toEqual([]);
   });
 
+  it("capability, run from a process that dies while a worker's status is unanswered: every item fails with 'aborted', not 'no_capable_worker'", async () => {
+    const { node } = clockedNode(track);
+    const asked = deferred<void>();
+    const silent = await GenServer.start(node, {
+      init: () => null,
+      handleCall: (_request: unknown, _from: From<unknown>, state: null) => {
+        asked.resolve();
+        return { noreply: true as const, state };
+      },
+    });
+    const { pid, ctx } = await spawnWithContext(node);
+    const timers = node.internals().timers;
+    const run = watch(distributeWork(ctx, [{ requires: [] }, { requires: ['x'] }], { workers: [silent], strategy: 'capability' }));
+    await asked.promise;
+    node.exit(pid, 'kill');
+    await node.idle();
+    expect(run.status).toBe('resolved');
+    // before the fix: 'no_capable_worker' for both (the dead caller's status call read as no capabilities)
+    expect(run.value!.results.map((r) => [r.worker, r.error, r.attempts])).toEqual([[undefined, 'aborted', 0], [undefined, 'aborted', 0]]);
+    expect(node.internals().timers).toBe(timers);
+  });
+
   it('an aborted signal fails the waiting items and cancels the running ones', async () => {
     const node = track();
     const started = deferred<void>();
@@ -291,6 +313,99 @@ describe('distributeWork', () => {
     await node.idle();
     expect((await agent.status()).load).toBe(0);
   });
+
+  it("capability: an abort while a worker's status is unanswered fails every item with 'aborted' (not 'no_capable_worker'), leaves no timer, and the late answer changes nothing", async () => {
+    const { node } = clockedNode(track);
+    // a worker that holds its status answer until the test gives it
+    const held: From<unknown>[] = [];
+    const asked = deferred<void>();
+    const silent = await GenServer.start(node, {
+      init: () => null,
+      handleCall: (_request: unknown, from: From<unknown>, state: null) => {
+        held.push(from);
+        asked.resolve();
+        return { noreply: true as const, state };
+      },
+    });
+    const ran: string[] = [];
+    const fast = await worker(node, 'fast', { capabilities: ['y'], ran: (t) => ran.push(t.id) });
+    const timers = node.internals().timers;
+    const abort = new AbortController();
+    const items = [{ requires: ['x'] }, { requires: ['y'] }, { requires: [] }];
+    const promise = distributeWork(node, items, { workers: [silent, fast], strategy: 'capability', signal: abort.signal });
+    const run = watch(promise);
+    await asked.promise;
+    await node.idle(); // fast has answered; silent holds its answer
+    expect(run.status).toBe('pending');
+    expect(node.internals().timers).toBe(timers + 1); // the unanswered status call's timeout
+    abort.abort();
+    const r = await promise;
+    // before the fix: [[undefined, 'no_capable_worker', 0], [undefined, 'aborted', 0], [undefined, 'aborted', 0]]: the unanswered status read as no capabilities
+    expect(r.results.map((x) => [x.worker, x.error, x.attempts])).toEqual([[undefined, 'aborted', 0], [undefined, 'aborted', 0], [undefined, 'aborted', 0]]);
+    expect(r).toMatchObject({ completed: 0, failed: 3, reassigned: 0 });
+    expect(r.perWorker.map((w) => w.assigned)).toEqual([0, 0]);
+    expect(node.internals().timers).toBe(timers);
+    GenServer.reply(held[0]!, { capabilities: ['x', 'y'], load: 0 }); // after the abort: nobody waits for it
+    await node.idle();
+    expect(ran).toEqual([]);
+    expect(r.results.map((x) => x.error)).toEqual(['aborted', 'aborted', 'aborted']);
+  });
+
+  it("capability: a signal aborted before the run fails every item with 'aborted', none with 'no_capable_worker', and asks nothing of the workers' tasks", async () => {
+    const node = track();
+    const ran: string[] = [];
+    const a = await worker(node, 'a', { capabilities: ['x'], ran: (t) => ran.push(t.id) });
+    const r = await distributeWork(node, [{ requires: ['x'] }, { requires: [] }, { requires: ['z'] }], { workers: [a], strategy: 'capability', signal: AbortSignal.abort() });
+    // before the fix: every item 'no_capable_worker' (the aborted status call read as no capabilities)
+    expect(r.results.map((x) => [x.worker, x.error, x.attempts])).toEqual([[undefined, 'aborted', 0], [undefined, 'aborted', 0], [undefined, 'aborted', 0]]);
+    await node.idle();
+    expect(ran).toEqual([]);
+  });
+
+  for (const strategy of ['round_robin', 'least_loaded', 'capability'] as const) {
+    it(`${strategy}: an abort between dispatches fails the running item (cancelled on its worker) and the waiting ones with 'aborted'`, async () => {
+      const node = track();
+      const started = deferred<void>();
+      const cancelled = deferred<void>();
+      const ran: string[] = [];
+      const agent = await Agent.start(node, {
+        capabilities: ['x'],
+        runTask: (task, _ctx, { signal }) => {
+          ran.push(task.id);
+          started.resolve();
+          signal.addEventListener('abort', () => cancelled.resolve());
+          return new Promise(() => undefined);
+        },
+      });
+      const abort = new AbortController();
+      const run = distributeWork(node, [{ requires: ['x'] }, { requires: ['x'] }, { requires: ['x'] }], { workers: [agent.pid], strategy, maxPerWorker: 1, signal: abort.signal, toTask: (item, i) => ({ id: `t${i}`, kind: 'work', payload: item }) });
+      await started.promise;
+      abort.abort();
+      const r = await run;
+      expect(r.results.map((x) => [x.worker, x.error, x.attempts])).toEqual([[agent.pid, 'aborted', 1], [undefined, 'aborted', 0], [undefined, 'aborted', 0]]);
+      await cancelled.promise;
+      await node.idle();
+      expect(ran).toEqual(['t0']);
+      expect((await agent.status()).load).toBe(0);
+    });
+
+    it(`${strategy}: an abort after the run has ended changes nothing`, async () => {
+      const node = track();
+      const ran: string[] = [];
+      const a = await worker(node, 'a', { capabilities: ['x'], ran: (t) => ran.push(t.id) });
+      const events = captureEvents(node, ['keel.coordination.work_distributed']);
+      const abort = new AbortController();
+      const r = await distributeWork(node, [{ requires: ['x'] }, { requires: ['x'] }], { workers: [a], strategy, signal: abort.signal, toTask: (item, i) => ({ id: `t${i}`, kind: 'work', payload: item }) });
+      const before = r.results.map((x) => ({ ...x }));
+      abort.abort();
+      await node.idle();
+      expect(r.results).toEqual(before);
+      expect(r.results.map((x) => [x.ok, x.attempts])).toEqual([[true, 1], [true, 1]]);
+      expect(r).toMatchObject({ completed: 2, failed: 0 });
+      expect(ran).toEqual(['t0', 't1']);
+      expect(events.events).toHaveLength(1);
+    });
+  }
 
   it('throws at once for bad arguments', async () => {
     const node = track();

@@ -214,6 +214,16 @@ describe('distributeWork over a registry query', () => {
     }
   });
 
+  it("a query that selects nobody with a signal aborted before the run: every item fails with 'aborted', whatever the strategy", async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node);
+    for (const strategy of ['round_robin', 'least_loaded', 'capability'] as const) {
+      const r = await distributeWork(node, ['x', 'y'], { workers: registry.select({ capability: 'nobody' }), strategy, signal: AbortSignal.abort() });
+      // before the fix: 'no_live_worker' for both
+      expect(r.results.map((x) => [x.error, x.worker, x.attempts])).toEqual([['aborted', undefined, 0], ['aborted', undefined, 0]]);
+    }
+  });
+
   it.each(['least_loaded', 'capability'] as const)('%s: a worker that dies mid-run and is restarted under its key takes items again (the query is asked again)', async (strategy) => {
     const node = track();
     const registry = await AgentRegistry.start(node);
