@@ -178,7 +178,17 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
   const load = new Array<number>(n).fill(0);
   const dead = new Array<boolean>(n).fill(false);
   const perWorker: WorkerTally[] = workers.map((worker) => ({ worker, assigned: 0, completed: 0, failed: 0 }));
-  const statusOptions = { timeout: p.timeout, ...(p.signal === undefined ? {} : { signal: p.signal }) };
+  // the status calls (capability) end with the run: aborted by the user's signal, or withdrawn when
+  // the run ends (a newcomer's may still be out then: no timer, watch or pending call is left
+  // behind). Forwarded by a listener removed at the end (no AbortSignal.any: nothing accumulates on
+  // a long-lived signal)
+  const statusAbort = p.strategy === 'capability' ? new AbortController() : undefined;
+  const abortStatus = (): void => statusAbort?.abort();
+  if (statusAbort !== undefined && p.signal !== undefined) {
+    if (p.signal.aborted) statusAbort.abort();
+    else p.signal.addEventListener('abort', abortStatus, { once: true });
+  }
+  const statusOptions = { timeout: p.timeout, ...(statusAbort === undefined ? {} : { signal: statusAbort.signal }) };
   /**
    * A status answer's capabilities, copied once: none for no answer, one without a capabilities
    * array (not an agent), or one that cannot be read (a revoked proxy, a getter or trap that throws:
@@ -248,6 +258,7 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
     for (const pid of fresh) {
       probing.add(pidKey(pid));
       statusOf(from, pid, statusOptions).then((s) => s, () => undefined).then((s) => {
+        if (settled === p.items.length) return; // the run has ended: a late answer changes nothing
         probing.delete(pidKey(pid));
         add(pid, capsOf(s));
         pump();
@@ -498,6 +509,8 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
   pump();
   await done;
   p.signal?.removeEventListener('abort', onAbort);
+  p.signal?.removeEventListener('abort', abortStatus);
+  statusAbort?.abort(); // withdraws the status calls still out
   if (watching !== undefined) node.telemetry.detach(watching);
   const completed = results.filter((r) => r.ok).length;
   node.telemetry.execute(

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions } from '../../../src/agents/Agent.js';
 import { buildConsensus, distributeWork, electLeader, monitorLeader, type LeaderElected, type Leadership } from '../../../src/agents/patterns/index.js';
-import { AgentRegistry, type AgentRegistryHandle, GenServer, type Node, type Pid, resolveAgents, Supervisor } from '../../../src/index.js';
-import { probe, type Probe } from '../../../src/testing/index.js';
+import { AgentRegistry, type AgentRegistryHandle, type From, GenServer, type Node, type Pid, resolveAgents, Supervisor } from '../../../src/index.js';
+import { captureEvents, probe, type Probe } from '../../../src/testing/index.js';
 import { clockedNode, deferred, drainThrough, exitAndWait, expectKeelError, thrown, useNodes } from '../../support.js';
 
 const track = useNodes();
@@ -328,6 +328,54 @@ describe('distributeWork over a registry query', () => {
     const r = await running;
     expect(r.results.map((x) => [x.error, x.worker, x.attempts])).toEqual([['process_down', a, 1], ['no_live_worker', undefined, 0]]);
     expect(r.perWorker.map((w) => [w.worker, w.assigned, w.failed])).toEqual([[a, 1, 1], [c, 0, 0]]);
+  });
+
+  it("capability: a run that ends while a newcomer's status is unanswered withdraws that call (no timer left) and ignores its late answer", async () => {
+    const { node } = clockedNode(track);
+    const registry = await AgentRegistry.start(node);
+    const started = probe(node);
+    const gated = reportingTo(started);
+    const a = await plain(node, registry, 'a', ['w'], gated);
+    const b = await plain(node, registry, 'b', ['w'], gated);
+    // a newcomer that holds its status answer until the test gives it
+    const held: From<unknown>[] = [];
+    const asked = deferred<void>();
+    const c = await GenServer.start(node, {
+      init: () => null,
+      handleCall: (_request: unknown, from: From<unknown>, state: null) => {
+        held.push(from);
+        asked.resolve();
+        return { noreply: true as const, state };
+      },
+    });
+    const events = captureEvents(node, ['keel.coordination']);
+    // timers no process owns (a call's timeout among them)
+    const unowned = (): number => node.internals().timers - node.processes().reduce((n, pid) => n + (node.info(pid)?.timers ?? 0), 0);
+    await node.idle();
+    const timers = unowned();
+    const gate = deferred<string>();
+    const running = distributeWork(node, [gate.promise], { workers: registry.select({ capability: 'w' }), strategy: 'capability', maxPerWorker: 1, requires: () => ['w'] });
+    const on = (pid: Pid) => (m: unknown): boolean => (m as { at?: Pid }).at?.id === pid.id;
+    await started.receive(on(a));
+    await registry.register(c, { capabilities: ['w'] }); // after the start: asked its status once a worker died
+    await exitAndWait(node, a, new Error('crash'));
+    await started.receive(on(b)); // the item goes to b, while c's status is asked
+    await asked.promise;
+    gate.resolve('done');
+    const r = await running;
+    await node.idle();
+    expect(r.results.map((x) => [x.result, x.worker, x.attempts])).toEqual([['done', b, 2]]);
+    expect(r.perWorker.map((w) => [w.worker, w.assigned, w.completed, w.failed])).toEqual([[a, 1, 0, 1], [b, 1, 1, 0]]);
+    // before the fix: one timer more (the status call's, left until its 5000 ms timeout)
+    expect(unowned()).toBe(timers);
+    GenServer.reply(held[0]!, { capabilities: ['w'], load: 0 }); // after the run's end: nobody waits for it
+    await node.idle();
+    // before the fix: the late answer added c to the finished run's perWorker (and ran a dispatch pass)
+    expect(r.perWorker.map((w) => [w.worker, w.assigned, w.completed, w.failed])).toEqual([[a, 1, 0, 1], [b, 1, 1, 0]]);
+    expect(r.results.map((x) => [x.result, x.worker, x.attempts])).toEqual([['done', b, 2]]);
+    expect(held).toHaveLength(1); // c was asked its status, nothing else
+    expect(events.events.map((e) => [e.event, e.measurements.items, e.measurements.completed])).toEqual([['keel.coordination.work_distributed', 1, 1]]);
+    events.stop();
   });
 
   it('round_robin keeps the workers of the start: an item of a dead worker fails, its restart is not asked', async () => {
