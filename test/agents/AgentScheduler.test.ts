@@ -593,6 +593,23 @@ describe('AgentScheduler.unregister and unregisterAgent', () => {
     expect(r.seen).toEqual([]);
     expect(await scheduler.stats()).toMatchObject({ schedules: 0, delivered: 0, failed: 0, withdrawn: 1 });
   });
+
+  it("with onError 'raise' too, a queued copy taken back at its schedule's removal is counted withdrawn, not failed, with no event", async () => {
+    const { node, clock } = clockedNode(track, { random: () => 0.5 });
+    const scheduler = await AgentScheduler.start(node, { sendOptions: { ack: 'handled', onError: 'raise' } });
+    const events = captureEvents(node, ['keel.agent_scheduler.delivered', 'keel.agent_scheduler.failed']);
+    const r = receiver(node);
+    await r.hold(); // the beat waits in its mailbox, unstarted
+    await scheduler.registerPeriodic(r.pid, 'beat', 100, 'beat');
+    await clock.advance(100);
+    await node.settle();
+    expect(await scheduler.unregister(r.pid, 'beat')).toBe('ok');
+    r.release();
+    await node.idle();
+    expect(r.seen).toEqual([]);
+    expect(await scheduler.stats()).toEqual({ agents: 0, schedules: 0, delivered: 0, failed: 0, withdrawn: 1, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0 });
+    expect(events.events).toEqual([]);
+  });
 });
 
 /**
@@ -600,10 +617,10 @@ describe('AgentScheduler.unregister and unregisterAgent', () => {
  * twice, 20 ms after a failure, and one agent that handles each copy until the test ends it. The
  * beat is due every 1000 ms, so one delivery is started in each of the tests below.
  */
-async function retriedDelivery(onCopy?: (ctx: { self: Pid }) => Promise<unknown>) {
+async function retriedDelivery(onCopy?: (ctx: { self: Pid }) => Promise<unknown>, onError?: 'raise') {
   const { node, clock } = clockedNode(track, { random: () => 0.5 });
   const scheduler = await AgentScheduler.start(node, {
-    sendOptions: { ack: 'handled', timeout: 50, retries: 2, backoff: { initialMs: 20, factor: 1, jitter: 'none' } },
+    sendOptions: { ack: 'handled', timeout: 50, retries: 2, backoff: { initialMs: 20, factor: 1, jitter: 'none' }, ...(onError === undefined ? {} : { onError }) },
   });
   const events = captureEvents(node, ['keel.agent_scheduler.delivered', 'keel.agent_scheduler.failed']);
   const copies: (string | undefined)[] = [];
@@ -670,6 +687,35 @@ describe("AgentScheduler with ack 'handled' and retries, a schedule removed whil
     expect(t.events.events).toEqual([]);
   });
 
+  it("with onError 'raise' too, counts as withdrawn (not failed, no event) a delivery whose retry waited for its backoff when the schedule was unregistered", async () => {
+    const t = await retriedDelivery(undefined, 'raise');
+    await t.step(1000);
+    await t.step(50); // the first attempt times out; its retry waits 20 ms
+    await t.end();
+    expect(await t.scheduler.unregister(t.agent, 'beat')).toBe('ok');
+    await t.step(1000);
+    expect(t.copies).toHaveLength(1);
+    expect(await t.scheduler.stats()).toEqual({ agents: 0, schedules: 0, delivered: 0, failed: 0, withdrawn: 1, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0 });
+    expect(t.events.events).toEqual([]);
+  });
+
+  it("with onError 'raise', a delivery whose every attempt timed out is still counted failed (timeout), per schedule and in stats", async () => {
+    const t = await retriedDelivery(undefined, 'raise');
+    await t.step(1000);
+    await t.step(50); // the first attempt times out
+    await t.end();
+    await t.step(20); // the second attempt
+    await t.step(50); // times out
+    await t.end();
+    await t.step(20); // the third and last attempt
+    await t.step(50); // times out: the delivery fails, its send rejects with ERR_DELIVERY
+    await t.end();
+    expect(t.copies).toHaveLength(3);
+    expect((await t.scheduler.list(t.agent))[0]).toMatchObject({ deliveries: 0, failures: 1 });
+    expect(await t.scheduler.stats()).toMatchObject({ schedules: 1, delivered: 0, failed: 1, withdrawn: 0 });
+    expect(t.events.events).toMatchObject([{ event: 'keel.agent_scheduler.failed', measurements: { attempts: 3 }, metadata: { id: 'beat', reason: 'timeout' } }]);
+  });
+
   it('counts the last attempt the agent was handling when the schedule was unregistered (delivered)', async () => {
     const t = await retriedDelivery();
     await t.step(1000);
@@ -731,6 +777,25 @@ describe('AgentScheduler deliveries', () => {
     await node.settle();
     expect((await scheduler.list(r.pid))[0]).toMatchObject({ deliveries: 1, failures: 1 });
     expect(await scheduler.stats()).toMatchObject({ delivered: 1, failed: 1 });
+    expect(events.events.map((e) => [e.event, e.metadata.reason])).toEqual([
+      ['keel.agent_scheduler.delivered', undefined],
+      ['keel.agent_scheduler.failed', 'mailbox_full'],
+    ]);
+    expect(events.events[1]).toMatchObject({ measurements: { attempts: 1 }, metadata: { scheduler: scheduler.name, agent: r.pid, id: 'beat', forced: false } });
+    r.release();
+  });
+
+  it("with onError 'raise', counts and reports a full bounded mailbox as a failed delivery (mailbox_full), per schedule and in stats", async () => {
+    const { node, clock } = clockedNode(track, { random: () => 0.5 });
+    const scheduler = await AgentScheduler.start(node, { sendOptions: { onError: 'raise' } });
+    const events = captureEvents(node, ['keel.agent_scheduler.']);
+    const r = receiver(node, { mailbox: { capacity: 1, overflow: 'reject' } });
+    await r.hold();
+    await scheduler.registerPeriodic(r.pid, 'beat', 100, 'beat');
+    await clock.advance(200);
+    await node.settle();
+    expect((await scheduler.list(r.pid))[0]).toMatchObject({ deliveries: 1, failures: 1 });
+    expect(await scheduler.stats()).toMatchObject({ delivered: 1, failed: 1, withdrawn: 0 });
     expect(events.events.map((e) => [e.event, e.metadata.reason])).toEqual([
       ['keel.agent_scheduler.delivered', undefined],
       ['keel.agent_scheduler.failed', 'mailbox_full'],

@@ -3,7 +3,7 @@
  * watches, and its store (kept schedules by name, read at a start, again after a read that failed).
  * The public face and the handle are in ../AgentScheduler.ts.
  */
-import { InvalidArgumentError, thrownText } from '../../errors.js';
+import { DeliveryError, InvalidArgumentError, thrownText } from '../../errors.js';
 import { markComponent } from '../../otp/internal/lifecycle.js';
 import { observeScheduler } from '../observe.js';
 import { endWithAttemptInFlight, type SendOptions, type SendOutcome, sendSupervised } from '../../delivery/sendSupervised.js';
@@ -187,33 +187,32 @@ function deliver(state: State, s: Schedule, lateMs: number, forced: boolean, ctx
     s.pending.set(id, abort);
     options = { ...options, id, signal: abort.signal };
   }
-  sendSupervised(ctx, agent, s.message, options).then((outcome: SendOutcome) => {
+  const ended = (outcome: SendOutcome | undefined, rejected: unknown): void => {
     if (id !== undefined) s.pending.delete(id);
     // the scheduler has exited (its pending sends were aborted with it): its counts and events are over
     if (ctx.signal.aborted) return;
-    if (outcome.ok) {
+    if (outcome?.ok === true) {
       s.deliveries++;
       state.kept.delivered++;
       telemetry.execute('keel.agent_scheduler.delivered', { lateMs }, { scheduler: state.name, agent, id: s.id, forced, messageId: outcome.id });
       return;
     }
-    // a schedule removed while its copy was unstarted or its retry waited: withdrawn, not a failed delivery
-    if (outcome.reason === 'aborted' && s.removed) {
+    // a schedule removed while its copy was unstarted or its retry waited: withdrawn, not a failed
+    // delivery, whatever `onError` says (with 'raise' its send rejects with that outcome)
+    if (outcome?.reason === 'aborted' && s.removed) {
       state.kept.withdrawn++;
       return;
     }
     s.failures++;
     state.kept.failed++;
-    telemetry.execute('keel.agent_scheduler.failed', { attempts: outcome.attempts }, { scheduler: state.name, agent, id: s.id, forced, reason: outcome.reason });
-  }, (e: unknown) => {
-    if (id !== undefined) s.pending.delete(id);
-    if (ctx.signal.aborted) return;
-    // only `onError: 'raise'` (ERR_DELIVERY with the outcome) or a deadlock rejects: still a counted failure
-    const failed = (e as { outcome?: SendOutcome }).outcome;
-    s.failures++;
-    state.kept.failed++;
-    telemetry.execute('keel.agent_scheduler.failed', { attempts: failed?.attempts ?? 0 }, { scheduler: state.name, agent, id: s.id, forced, reason: failed?.ok === false ? failed.reason : e });
-  });
+    telemetry.execute('keel.agent_scheduler.failed', { attempts: outcome?.attempts ?? 0 }, { scheduler: state.name, agent, id: s.id, forced, reason: outcome?.reason ?? rejected });
+  };
+  sendSupervised(ctx, agent, s.message, options).then(
+    (outcome: SendOutcome) => ended(outcome, undefined),
+    // only `onError: 'raise'` (ERR_DELIVERY with the failed outcome) or a deadlock rejects: the
+    // outcome is read from a DeliveryError only (any other rejection is a failure with no outcome)
+    (e: unknown) => ended(isInstance(e, DeliveryError) ? (e.outcome as SendOutcome) : undefined, e),
+  );
 }
 
 /** A schedule's timer fired: deliver per the missed policy, then re-arm at the next aligned due time. */
