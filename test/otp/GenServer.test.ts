@@ -1,4 +1,5 @@
 /* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- tests observe exits by a monitor's Down and report to probes with raw sends, the way STYLE.md 10 asks tests to wait */
+import { inspect } from 'node:util';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import {
   DynamicSupervisor,
@@ -2445,6 +2446,75 @@ describe('a from, a signal or a reply handle that cannot be inspected', () => {
     const p = probe(node);
     expectKeelError(thrown(() => GenServer.call(new Proxy(p.ctx, {}), server, 'x')), 'ERR_INVALID_ARGUMENT', '`from`');
     expect(await GenServer.call(p.ctx, server, 'x')).toBe(0);
+  });
+});
+
+describe('util.inspect(from) in handleCall', () => {
+  /** A server that answers each call with `inspect(from)`, and holds the `from` of a call 'hold' unanswered. */
+  function inspector(held: From[] = []): Spec<null> {
+    return {
+      init: () => null,
+      handleCall: (request, from, state) => {
+        if (request === 'hold') {
+          held.push(from);
+          return { noreply: true, state };
+        }
+        return { reply: inspect(from), state };
+      },
+    };
+  }
+
+  it("names the calling process, the server and the request (as OTP's From is {Pid, Tag}), not the kernel's internals", async () => {
+    const node = track();
+    const pid = await GenServer.start(node, inspector());
+    const p = probe(node);
+    const text = await GenServer.call(p.ctx, pid, { n: 1 });
+    expect(text).toBe(`PendingCall { caller: ${String(p.ctx.self)}, server: ${String(pid)}, request: { n: 1 } }`);
+    for (const internal of ['registry', 'telemetry', 'resolveFn', 'mailbox', 'Kernel']) expect(text).not.toContain(internal);
+  });
+
+  it("says 'node' for a call made from the node, and names the registered name a call was made by", async () => {
+    const node = track();
+    const pid = await GenServer.start(node, inspector(), undefined, { name: 'inspector' });
+    expect(await GenServer.call(node, pid, 'x')).toBe(`PendingCall { caller: 'node', server: ${String(pid)}, request: 'x' }`);
+    expect(await GenServer.call(node, 'inspector', 'x')).toBe(`PendingCall { caller: 'node', server: ${String(pid)}, name: 'inspector', request: 'x' }`);
+  });
+
+  it('limits the depth of the request, inside another value too, whatever depth is asked for', async () => {
+    const node = track();
+    const pid = await GenServer.start(node, inspector());
+    const deep = { a: { b: { c: { d: {} } } } };
+    expect(await GenServer.call(node, pid, deep)).toBe(`PendingCall { caller: 'node', server: ${String(pid)}, request: { a: { b: [Object] } } }`);
+    const held: From[] = [];
+    const holder = await GenServer.start(node, inspector(held));
+    const call = GenServer.call(node, holder, 'hold');
+    await node.idle();
+    const from = held[0]!;
+    expect(inspect({ from })).toBe(`{\n  from: PendingCall { caller: 'node', server: ${String(holder)}, request: 'hold' }\n}`);
+    expect(inspect({ a: { b: { from } } })).toBe('{ a: { b: { from: [PendingCall] } } }');
+    expect(inspect(from, { depth: Infinity })).toBe(`PendingCall { caller: 'node', server: ${String(holder)}, request: 'hold' }`);
+    GenServer.reply(from, 'done');
+    await call;
+  });
+
+  it('says when the call is over (the caller is no longer known), and survives a request that cannot be inspected', async () => {
+    const node = track();
+    const held: From[] = [];
+    const pid = await GenServer.start(node, inspector(held));
+    const call = GenServer.call(node, pid, 'hold');
+    await node.idle();
+    GenServer.reply(held[0]!, 'done');
+    expect(await call).toBe('done');
+    expect(inspect(held[0])).toBe(`PendingCall (over) { server: ${String(pid)}, request: 'hold' }`);
+    const hostile = {
+      [inspect.custom]() {
+        throw new Error('no');
+      },
+    };
+    expect(await GenServer.call(node, pid, hostile)).toBe(`PendingCall { caller: 'node', server: ${String(pid)}, request: [uninspectable: Error: no] }`);
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    expect(await GenServer.call(node, pid, proxy)).toBe(`PendingCall { caller: 'node', server: ${String(pid)}, request: <Revoked Proxy> }`);
   });
 });
 

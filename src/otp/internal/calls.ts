@@ -1,4 +1,5 @@
 import diagnostics from 'node:diagnostics_channel';
+import { inspect, type InspectOptionsStylized } from 'node:util';
 import {
   AbortedError,
   CallExitError,
@@ -7,6 +8,7 @@ import {
   InvalidArgumentError,
   MailboxFullError,
   NoProcError,
+  thrownText,
 } from '../../errors.js';
 import { Delivery, ExitWatcher, exitWatchersOf, inTurn, type Kernel, NextTurnWatcher, isProcess, kernelOf, type Proc, type TimerEntry } from '../../runtime/kernel.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
@@ -116,6 +118,9 @@ const { start: callStart, end: callEnd, asyncStart: callAsyncStart, asyncEnd: ca
 
 
 // where a call stood when its server died (see CallStage): taken by the server's handler unless marked
+/** How deep `util.inspect(from)` shows the request, whatever depth it is asked for (less when nested). */
+const INSPECT_REQUEST_DEPTH = 2;
+
 const TAKEN = 0;
 const QUEUED = 1;
 const DEFERRED = 2;
@@ -254,6 +259,30 @@ export class PendingCall extends NextTurnWatcher {
           registeredName,
         }),
     );
+  }
+
+  /**
+   * What `util.inspect(from)` (`console.log` in a `handleCall`) shows: what identifies the call, as
+   * OTP's `From` is `{Pid, Tag}` (the calling process while it waits, `'node'` for a call made with
+   * no process of this node: from the node, or served for a caller of another node), the server's
+   * pid and the name it was called by, and the request, depth-limited; never the node and the
+   * records its fields hold. Once the call is over its caller is no longer known: `(over)`. On the
+   * prototype: nothing per call.
+   */
+  [inspect.custom](depth: number | null, options: InspectOptionsStylized, inspectFn: typeof inspect): string {
+    if (depth !== null && depth < 0) return options.stylize('[PendingCall]', 'special');
+    const requestOptions = { ...options, depth: depth === null ? INSPECT_REQUEST_DEPTH : Math.min(INSPECT_REQUEST_DEPTH, depth - 1) };
+    let request: string;
+    try {
+      request = inspectFn(this.request, requestOptions);
+    } catch (e) {
+      request = `[uninspectable: ${thrownText(e)}]`; // the request's own inspect.custom threw, say
+    }
+    const name = nameOf(this.target);
+    const server = `server: ${String(this.server.self)}${name === undefined ? '' : `, name: ${inspectFn(name, options)}`}, request: ${request} }`;
+    if (this.resolveFn === undefined) return `PendingCall (over) { ${server}`;
+    const caller = this.callerWatch?.caller;
+    return `PendingCall { caller: ${caller === undefined ? inspectFn('node', options) : String(caller)}, ${server}`;
   }
 
   /** A pending call whose caller has died is a leak (it should have been released with the caller). */
