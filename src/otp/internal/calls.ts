@@ -117,10 +117,10 @@ const callChannel = diagnostics.tracingChannel('keel.call');
 const { start: callStart, end: callEnd, asyncStart: callAsyncStart, asyncEnd: callAsyncEnd, error: callError } = callChannel;
 
 
-// where a call stood when its server died (see CallStage): taken by the server's handler unless marked
 /** How deep `util.inspect(from)` shows the request, whatever depth it is asked for (less when nested). */
 const INSPECT_REQUEST_DEPTH = 2;
 
+// where a call stood when its server died (see CallStage): taken by the server's handler unless marked
 const TAKEN = 0;
 const QUEUED = 1;
 const DEFERRED = 2;
