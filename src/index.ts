@@ -40,6 +40,7 @@ export {
   PeersTimeoutError,
   MessageTooLargeError,
   MalformedFrameError,
+  ProtocolMismatchError,
   StoreInUseError,
   StoreUnavailableError,
   StoreVersionError,

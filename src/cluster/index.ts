@@ -13,6 +13,7 @@ export {
   DEFAULT_WORKER_MAX_BATCH,
   type SpawnNodeOptions,
   type WorkerHub,
+  WORKER_PROTOCOL_VERSION,
   workerNode,
   type WorkerNodeInfo,
   workerTransport,

@@ -1,6 +1,6 @@
 /**
  * Errors of the cluster: a node not connected, peers that did not join, the global registry's sync,
- * a value too large to send, a malformed batch of frames.
+ * a value too large to send, a malformed batch of frames, a peer speaking another protocol version.
  */
 import { KeelError } from './base.js';
 
@@ -95,5 +95,28 @@ export class MalformedFrameError extends KeelError {
       cause === undefined ? undefined : { cause },
     );
     this.detail = `expected ${expected}, got ${given}`;
+  }
+}
+
+/**
+ * Two ends of a transport speak different versions of its protocol (another copy or version of
+ * Keel on one side: a worker script whose `keel/cluster` resolves to a second `node_modules`, an
+ * older build): they refuse each other instead of misreading each other's messages.
+ */
+export class ProtocolMismatchError extends KeelError {
+  /** The transport whose protocol differs (`'worker'`). */
+  readonly transport: string;
+  /** The version this side speaks. */
+  readonly local: number;
+  /** The version the other side presented; `undefined` when it presented no version number (a Keel from before the check). */
+  readonly remote: number | undefined;
+  constructor(transport: string, subject: string, local: number, remote: number | undefined, other: string) {
+    super(
+      'ERR_PROTOCOL_MISMATCH',
+      `${subject} speaks ${transport} protocol version ${local}, ${other} ${remote === undefined ? 'presented no version number (a Keel from before the version check)' : `speaks version ${remote}`}; the two cannot talk: make both load the same Keel (check that the worker script resolves keel/cluster to the same copy as the thread that starts it)`,
+    );
+    this.transport = transport;
+    this.local = local;
+    this.remote = remote;
   }
 }

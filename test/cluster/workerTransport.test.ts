@@ -5,9 +5,9 @@
 // touched); the hub and the main-thread node use the TypeScript source.
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createWorkerHub, DEFAULT_WORKER_MAX_BATCH, DEFAULT_WORKER_MAX_IN_FLIGHT, WORKER_BATCH_OVERHEAD, type WorkerHub, workerNode, workerTransport } from '../../src/cluster/transports/worker.js';
+import { createWorkerHub, DEFAULT_WORKER_MAX_BATCH, DEFAULT_WORKER_MAX_IN_FLIGHT, WORKER_BATCH_OVERHEAD, WORKER_PROTOCOL_VERSION, type WorkerHub, workerNode, workerTransport } from '../../src/cluster/transports/worker.js';
 import { Cluster } from '../../src/cluster/Cluster.js';
 import { GenServer } from '../../src/otp/GenServer.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
@@ -395,6 +395,125 @@ describe('worker transport', () => {
       expect(isKeelError(caught, 'ERR_INVALID_ARGUMENT')).toBe(true);
     });
   });
+});
+
+describe('worker transport: the protocol version check', () => {
+  const PROTOCOL_FIXTURE = new URL('./fixtures/workerProtocol.mjs', import.meta.url);
+  const builtCluster = (): string => new URL('./cluster/index.js', builtIndex()).href;
+  const mismatch = (remote: string): string =>
+    `speaks worker protocol version 1, ${remote}; the two cannot talk: make both load the same Keel (check that the worker script resolves keel/cluster to the same copy as the thread that starts it)`;
+  const NO_VERSION = 'presented no version number (a Keel from before the version check)';
+
+  /** The hub's reports of refused versions (process warnings carrying the error), until `count` have come. */
+  function mismatchWarnings(count: number): Promise<Error[]> {
+    const seen: Error[] = [];
+    return new Promise((resolve) => {
+      const listener = (w: Error): void => {
+        if (!isKeelError(w, 'ERR_PROTOCOL_MISMATCH')) return;
+        seen.push(w);
+        if (seen.length < count) return;
+        process.off('warning', listener);
+        resolve(seen);
+      };
+      process.on('warning', listener);
+    });
+  }
+
+  it('is version 1, in the handle a hub gives a worker and in every join', () => {
+    expect(WORKER_PROTOCOL_VERSION).toBe(1);
+  });
+
+  it("a hub refuses a worker node that presents another version, or none (a Keel from before the check): the node is told why, the hub reports it as a warning carrying ERR_PROTOCOL_MISMATCH, and the other nodes join and talk", async () => {
+    const warnings = mismatchWarnings(3);
+    const main = await mainNode();
+    hub ??= createWorkerHub();
+    const forged = [
+      // the join of a Keel from before the check: no version
+      { name: 'old', join: ['join', 'old', 1], remote: undefined, text: NO_VERSION },
+      { name: 'next', join: ['join', 'next', 1, 2], remote: 2, text: 'speaks version 2' },
+      // not a number: no version either
+      { name: 'text', join: ['join', 'text', 1, '1'], remote: undefined, text: NO_VERSION },
+    ];
+    const nodes = forged.map((f) => new Node(f.name, hub!.spawnNode(PROTOCOL_FIXTURE, { name: f.name, workerData: { mode: 'forge', join: f.join } })));
+    for (const [i, f] of forged.entries()) {
+      const reply = (await nodes[i]!.event((e) => e.ev === 'control')) as Event & { message: unknown };
+      expect(reply.message).toEqual(['refused', `this worker hub ${mismatch(`the node '${f.name}' ${f.text}`)}`, 'protocol', 1]);
+    }
+    // one each, in whatever order their threads sent their joins: compared sorted by node
+    const reported = (await warnings).map((w) => ({ ...w, name: w.name, message: w.message })).sort((x, y) => x.message.localeCompare(y.message));
+    expect(reported).toEqual(
+      [...forged].sort((x, y) => x.name.localeCompare(y.name)).map((f) => ({ name: 'ProtocolMismatchError', code: 'ERR_PROTOCOL_MISMATCH', transport: 'worker', local: 1, remote: f.remote, message: `this worker hub ${mismatch(`the node '${f.name}' ${f.text}`)}` })),
+    );
+    // refused: never introduced to anyone; the nodes that speak the version join and talk
+    const a = await spawn('a');
+    const b = await spawn('b');
+    expect(hub.nodes).toEqual(['main', 'a', 'b']);
+    await a.call('send', { peer: 'b', batch: 'a->b' });
+    await b.call('send', { peer: 'main', batch: 'b->main' });
+    expect(await b.call('received', { count: 1 })).toEqual([['a', 'a->b']]);
+    await main.until(() => main.received.length === 1);
+    expect(main.received).toEqual([['b', 'b->main']]);
+    // the hub pairs only the nodes it let join: no node has a port to a refused one
+    for (const f of forged) {
+      expect(await a.call('probe', { peer: f.name, timeoutMs: 5000 })).toBe('gone');
+      expect(await main.t.probe(f.name, 5000)).toBe('gone');
+    }
+  }, 60_000);
+
+  it("a Keel worker whose hub presents another version, or none, fails at workerTransport() with ProtocolMismatchError naming both, and tells the hub its own before letting the port go", async () => {
+    for (const [version, remote, text] of [
+      [undefined, undefined, NO_VERSION],
+      [2, 2, 'speaks version 2'],
+      ['1', undefined, NO_VERSION],
+      [NaN, undefined, NO_VERSION],
+    ] as const) {
+      // the test is the hub here, speaking the control protocol by hand: a handle of another version
+      const { port1, port2 } = new MessageChannel();
+      const control: unknown[] = [];
+      port1.on('message', (m: unknown) => control.push(m));
+      const closed = new Promise((resolve) => port1.once('close', resolve));
+      const handle = version === undefined ? { name: 'x', port: port2 } : { name: 'x', port: port2, version };
+      const node = new Node('x', new Worker(PROTOCOL_FIXTURE, { workerData: { keelWorkerNode: handle, data: { mode: 'node', module: builtCluster() } }, transferList: [port2] }));
+      const reported = (await node.event((e) => e.ev === 'transport')) as Event & { error: unknown };
+      expect(reported.error).toEqual({
+        name: 'ProtocolMismatchError',
+        code: 'ERR_PROTOCOL_MISMATCH',
+        transport: 'worker',
+        local: 1,
+        remote,
+        message: `the worker node 'x' ${mismatch(`the hub that started it ${text}`)}`,
+      });
+      await closed;
+      // a hub that checks versions refuses the node for its version first (and reports it); one from before the check refuses incarnation 0
+      expect(control).toEqual([['join', 'x', 0, 1]]);
+      // nothing holds the thread: it ends by itself
+      expect(await node.exited).toBe(0);
+    }
+  }, 60_000);
+
+  it("a Keel worker that its hub refuses for its version rejects its start with ProtocolMismatchError naming both, and closes", async () => {
+    const { port1, port2 } = new MessageChannel();
+    const control: unknown[] = [];
+    port1.on('message', (m: unknown) => {
+      control.push(m);
+      // the test, as a hub of version 2 that hands out version-1 handles (it could not happen but by forging): refuses the join
+      port1.postMessage(['refused', 'another version', 'protocol', 2]);
+    });
+    const closed = new Promise((resolve) => port1.once('close', resolve));
+    const node = new Node('y', new Worker(PROTOCOL_FIXTURE, { workerData: { keelWorkerNode: { name: 'y', port: port2, version: 1 }, data: { mode: 'node', module: builtCluster() } }, transferList: [port2] }));
+    const reported = (await node.event((e) => e.ev === 'start')) as Event & { error: unknown };
+    expect(reported.error).toEqual({
+      name: 'ProtocolMismatchError',
+      code: 'ERR_PROTOCOL_MISMATCH',
+      transport: 'worker',
+      local: 1,
+      remote: 2,
+      message: `the worker node 'y' ${mismatch("its hub speaks version 2")}`,
+    });
+    expect(control).toEqual([['join', 'y', 1, 1]]);
+    await closed;
+    expect(await node.exited).toBe(0);
+  }, 60_000);
 });
 
 const track = useNodes();

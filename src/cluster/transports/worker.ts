@@ -13,6 +13,10 @@
  * - Peer gone: when a peer's thread ends (exit, crash, `worker.terminate()`) or its transport
  *   closes, Node closes its ends of the ports and this side's pair port emits `'close'` after the
  *   messages already queued on it (checked on Node 20.19+); that is {@link TransportHandler.peerGone}.
+ * - Version: the hub's handle and the node's `join` carry {@link WORKER_PROTOCOL_VERSION}; a node and
+ *   a hub that speak different versions (another copy or build of Keel on one side) refuse each other
+ *   with a {@link ProtocolMismatchError}, as Erlang's distribution handshake refuses a peer it cannot
+ *   talk to, instead of misreading each other's messages.
  * - Probe: `gone` when there is no open port to the peer, `alive` when it answers a ping on the
  *   port, `timeout` when it does not answer in time (a busy or blocked thread).
  * - Threads: a joined node's control port keeps its thread alive until `close()`; pair ports are
@@ -26,12 +30,20 @@
  *   ({@link TransportHandler.overloaded}), as Akka drops what overflows an association's send queue.
  */
 import { isMainThread, MessageChannel, type MessagePort, type Transferable, Worker, type WorkerOptions, workerData } from 'node:worker_threads';
-import { checkKeys, InvalidArgumentError, NameTakenError, NodeStoppedError, thrownText } from '../../errors.js';
+import { checkKeys, InvalidArgumentError, NameTakenError, NodeStoppedError, ProtocolMismatchError, thrownText } from '../../errors.js';
 import type { NodeIdentity, ProbeResult, Transport, TransportHandler } from '../Transport.js';
 
 /** The key under which {@link WorkerHub.spawnNode} puts the node's name and control port in `workerData`. */
 const HANDLE_KEY = 'keelWorkerNode';
 const NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
+/**
+ * The version of the worker transport's protocol: the handle a {@link WorkerHub} puts in a worker's
+ * `workerData`, the control messages between the hub and its nodes, and the pair ports' messages.
+ * The hub's handle and each node's `join` carry it; a node and a hub that speak different versions
+ * (a worker script whose `keel/cluster` is another copy or build of Keel) refuse each other with
+ * {@link ProtocolMismatchError} (`ERR_PROTOCOL_MISMATCH`). Raised on any change to those messages.
+ */
+export const WORKER_PROTOCOL_VERSION = 1;
 /** The default {@link Transport.maxBatchSize}: 8 Mi UTF-16 code units. */
 export const DEFAULT_WORKER_MAX_BATCH = 8 * 1024 * 1024;
 /**
@@ -53,13 +65,23 @@ export const WORKER_BATCH_OVERHEAD = 512;
 /** How long a join waits for the older nodes to acknowledge the newcomer's port (a blocked thread does not answer). */
 const JOIN_ACK_TIMEOUT_MS = 2000;
 
+// The handle in a spawned worker's workerData[HANDLE_KEY]: { name, port, version } (version: WORKER_PROTOCOL_VERSION;
+// a handle without one is from a Keel before the check). What must never change from one version to the next, so that
+// any two can tell they differ: the handle's `version`, and the join's fourth element.
 // Control messages (hub <-> node), arrays on the control port:
-//   node -> hub: ['join', name, incarnation]
-//   hub -> node: ['peer', name, port] | ['joined'] | ['refused', reason]
+//   node -> hub: ['join', name, incarnation, version]
+//   hub -> node: ['peer', name, port] | ['joined'] | ['refused', reason] | ['refused', reason, 'protocol', version]
+// The hub checks a join's version before anything else and introduces (pairs) only nodes it let join: the pair ports
+// below need no check of their own.
 // Pair port messages: a string is a direct batch; ['b', batch] a broadcast; ['p', id] a ping; ['q', id] its answer;
 // ['a', n] says batches counting n were read (each its length plus WORKER_BATCH_OVERHEAD); ['w', n] (the first on the port) says the sender's maxInFlight.
-type ToHub = readonly ['join', string, number] | readonly ['peer-ack', string];
-type ToNode = readonly ['peer', string, MessagePort] | readonly ['joined'] | readonly ['refused', string];
+type ToHub = readonly ['join', string, number, number] | readonly ['peer-ack', string];
+type ToNode = readonly ['peer', string, MessagePort] | readonly ['joined'] | readonly ['refused', string] | readonly ['refused', string, 'protocol', number];
+
+/** A version as the other side presented it: a number, or undefined for anything else (no version). */
+function presentedVersion(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isSafeInteger(v) ? v : undefined;
+}
 
 /** Options of a worker transport. */
 export interface WorkerTransportOptions {
@@ -103,7 +125,9 @@ export interface WorkerHub {
    * {@link workerTransport}`()` to get its transport (and {@link workerNode}`()` for its name and
    * data). Throws `ERR_NAME_TAKEN` while a node of that name is attached to this hub. The worker's
    * uncaught error ends its thread only: without an `'error'` listener of the caller's, it is a
-   * process warning (`KEEL_WORKER_NODE_ERROR`).
+   * process warning (`KEEL_WORKER_NODE_ERROR`). A worker whose Keel speaks another
+   * {@link WORKER_PROTOCOL_VERSION} is refused (never introduced to the others), and the hub reports
+   * it as a process warning carrying the {@link ProtocolMismatchError} (`ERR_PROTOCOL_MISMATCH`).
    */
   spawnNode(script: string | URL, options: SpawnNodeOptions): Worker;
   /** A transport for a node `name` in this thread (beside the workers'). Throws `ERR_NAME_TAKEN` as `spawnNode`. */
@@ -177,7 +201,7 @@ export function createWorkerHub(): WorkerHub {
 
   const onControl = (member: Member, message: unknown): void => {
     if (members.get(member.name) !== member || !Array.isArray(message)) return;
-    const [kind, name, incarnation] = message as unknown as [string, string, number];
+    const [kind, name, incarnation, version] = message as unknown as [string, string, number, unknown];
     if (kind === 'peer-ack') {
       // `member`, an older node, has the newcomer `name`'s port
       const newcomer = members.get(name);
@@ -186,6 +210,14 @@ export function createWorkerHub(): WorkerHub {
       return;
     }
     if (kind !== 'join' || member.joined || member.pending !== undefined || queue.includes(member)) return;
+    if (version !== WORKER_PROTOCOL_VERSION) {
+      // another Keel in the worker (or one from before the check, which sends no version): refused
+      // before it is introduced to anyone, and reported, since its thread may not say why it stopped
+      const error = new ProtocolMismatchError('worker', 'this worker hub', WORKER_PROTOCOL_VERSION, presentedVersion(version), `the node '${member.name}'`);
+      member.control.postMessage(['refused', error.message, 'protocol', WORKER_PROTOCOL_VERSION] satisfies ToNode);
+      process.emitWarning(error);
+      return;
+    }
     if (name !== member.name || !Number.isSafeInteger(incarnation) || incarnation <= 0) {
       member.control.postMessage(['refused', `this port belongs to node '${member.name}', not '${String(name)}'`] satisfies ToNode);
       return;
@@ -267,7 +299,7 @@ export function createWorkerHub(): WorkerHub {
       try {
         worker = new Worker(script, {
           ...options.workerOptions,
-          workerData: { [HANDLE_KEY]: { name, port: nodeSide }, data: options.workerData },
+          workerData: { [HANDLE_KEY]: { name, port: nodeSide, version: WORKER_PROTOCOL_VERSION }, data: options.workerData },
           transferList: [nodeSide, ...(options.transferList ?? [])],
         });
       } catch (e) {
@@ -317,18 +349,21 @@ export function workerNode(): WorkerNodeInfo | undefined {
   return handle === undefined ? undefined : { name: handle.name, data: (workerData as { data?: unknown }).data };
 }
 
-function readHandle(): { name: string; port: MessagePort } | undefined {
+function readHandle(): { name: string; port: MessagePort; version: unknown } | undefined {
   if (isMainThread || typeof workerData !== 'object' || workerData === null) return undefined;
-  const handle = (workerData as Record<string, unknown>)[HANDLE_KEY] as { name?: unknown; port?: unknown } | undefined;
+  const handle = (workerData as Record<string, unknown>)[HANDLE_KEY] as { name?: unknown; port?: unknown; version?: unknown } | undefined;
   if (typeof handle !== 'object' || handle === null || typeof handle.name !== 'string' || typeof handle.port !== 'object' || handle.port === null) return undefined;
-  return handle as { name: string; port: MessagePort };
+  return handle as { name: string; port: MessagePort; version: unknown };
 }
 
 let taken = false;
 
 /**
  * In a worker started by {@link WorkerHub.spawnNode}: the node's transport (one per worker; a
- * second call throws). Its `start` must be given the name the worker was spawned with.
+ * second call throws). Its `start` must be given the name the worker was spawned with. Throws
+ * {@link ProtocolMismatchError} (`ERR_PROTOCOL_MISMATCH`) when the hub that started the worker speaks
+ * another {@link WORKER_PROTOCOL_VERSION} (another copy or build of Keel): the hub is told, and the
+ * node does not join.
  *
  * @example
  * ```ts fragment
@@ -341,6 +376,13 @@ export function workerTransport(options?: WorkerTransportOptions): Transport {
   if (handle === undefined) throw new InvalidArgumentError('workerData', "the data of a worker started by a WorkerHub's spawnNode", isMainThread ? 'the main thread' : workerData);
   const limits = toLimits(options, 'options');
   if (taken) throw new InvalidArgumentError('workerTransport()', 'called once per worker', 'a second call');
+  if (handle.version !== WORKER_PROTOCOL_VERSION) {
+    // a join under this side's version tells a hub that checks versions why (it refuses the node
+    // and reports it; one from before the check refuses incarnation 0), then the port is let go
+    handle.port.postMessage(['join', handle.name, 0, WORKER_PROTOCOL_VERSION] satisfies ToHub);
+    handle.port.close();
+    throw new ProtocolMismatchError('worker', `the worker node '${handle.name}'`, WORKER_PROTOCOL_VERSION, presentedVersion(handle.version), 'the hub that started it');
+  }
   taken = true;
   return new WorkerTransport(handle.port, handle.name, limits);
 }
@@ -421,7 +463,7 @@ class WorkerTransport implements Transport {
       this.#joined?.reject(new NodeStoppedError(this.#name, 'transport.start (the worker hub is closed)'));
       this.#joined = undefined;
     });
-    this.#control.postMessage(['join', self.name, self.incarnation] satisfies ToHub);
+    this.#control.postMessage(['join', self.name, self.incarnation, WORKER_PROTOCOL_VERSION] satisfies ToHub);
     return joined;
   }
 
@@ -440,7 +482,11 @@ class WorkerTransport implements Transport {
       this.#joined?.resolve();
       this.#joined = undefined;
     } else if (m[0] === 'refused') {
-      this.#joined?.reject(new InvalidArgumentError('self.name', 'the name this worker was spawned with', m[1]));
+      const error =
+        m[2] === 'protocol'
+          ? new ProtocolMismatchError('worker', `the worker node '${this.#name}'`, WORKER_PROTOCOL_VERSION, presentedVersion(m[3]), 'its hub')
+          : new InvalidArgumentError('self.name', 'the name this worker was spawned with', m[1]);
+      this.#joined?.reject(error);
       this.#joined = undefined;
       void this.close();
     }
