@@ -175,7 +175,7 @@ class Send extends NextTurnWatcher {
     const { sender, s } = this;
     if (sender !== undefined && !this.node.watchExit(sender, this)) return this.finish(this.#fail({ reason: 'aborted', retry: false, error: 'the sender has exited' }));
     if (s.signal !== undefined) {
-      if (s.signal.aborted) return this.finish(this.#fail({ reason: 'aborted', retry: false, error: s.signal.reason }));
+      if (s.signal.aborted) return this.finish(this.#fail({ reason: 'aborted', retry: false, error: s.signal.reason }), s.signal.reason === WITHDRAWN);
       watchAbort(s.signal, this);
       this.#abortWatched = true;
     }
@@ -204,7 +204,7 @@ class Send extends NextTurnWatcher {
       this.lastError = error;
     }
     this.#inflight = undefined;
-    this.finish(this.#fail({ reason: 'aborted', retry: false, error }));
+    this.finish(this.#fail({ reason: 'aborted', retry: false, error }), error === WITHDRAWN);
   }
 
   /**
@@ -352,11 +352,13 @@ class Send extends NextTurnWatcher {
     this.#timer = undefined;
   }
 
-  finish(outcome: SendOutcome): void {
+  /** Ends the send; `withdrawn`: aborted by its owner taking its message back (see {@link withdrawSends}), no onError policy. */
+  finish(outcome: SendOutcome, withdrawn = false): void {
     const resolve = this.#release();
     if (resolve === undefined) return;
-    // a final failure goes through the onError policy first (log, dead-letter, ignore or raise)
-    if (outcome.ok) resolve(outcome);
+    // a final failure goes through the onError policy first (log, dead-letter, ignore or raise),
+    // but for a withdrawal: the owner took its own message back, no delivery failed
+    if (outcome.ok || withdrawn) resolve(outcome);
     else onFailure(this.node, this.to, this.message, this.s, outcome).then(resolve, this.#reject);
   }
 
@@ -421,6 +423,22 @@ export function endWithAttemptInFlight(signal: AbortSignal): boolean {
   let kept = false;
   if (w !== undefined) for (const send of w.sends) if (send.lastAttempt()) kept = true;
   return kept;
+}
+
+/**
+ * The reason of an abort by {@link withdrawSends}: module-private, so no user's signal can carry it
+ * (a user's own abort is a failure, and goes through its onError policy).
+ */
+const WITHDRAWN: unknown = Object.freeze(new Error('withdrawn by its sender'));
+
+/**
+ * @internal The sends on `abort`'s signal are withdrawn by their owner (the agent scheduler, when it
+ * removes a schedule whose delivery waits): they end `aborted`, as by any abort, but their onError
+ * policy is not applied (nothing logged, dead-lettered or raised): the owner took its own message
+ * back, no delivery failed. A send already ended is untouched.
+ */
+export function withdrawSends(abort: AbortController): void {
+  abort.abort(WITHDRAWN);
 }
 
 /** The send ended: it leaves its signal's watchers, and the last to leave takes the listener. */

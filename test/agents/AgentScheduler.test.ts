@@ -610,15 +610,73 @@ describe('AgentScheduler.unregister and unregisterAgent', () => {
     expect(await scheduler.stats()).toEqual({ agents: 0, schedules: 0, delivered: 0, failed: 0, withdrawn: 1, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0 });
     expect(events.events).toEqual([]);
   });
+
+  it.each([
+    ['unregister', (scheduler: AgentSchedulerHandle, agent: Pid) => scheduler.unregister(agent, 'beat'), 'ok'],
+    ['unregisterAgent', (scheduler: AgentSchedulerHandle, agent: Pid) => scheduler.unregisterAgent(agent), 1],
+    ['a replacing registerPeriodic', (scheduler: AgentSchedulerHandle, agent: Pid) => scheduler.registerPeriodic(agent, 'beat', 100_000, 'beat'), 'replaced'],
+  ] as const)("with onError 'dead_letter', a queued copy taken back at its schedule's removal (%s) is withdrawn: nothing dead-lettered, nothing logged", async (_, remove, answer) => {
+    const { node, clock, logged } = loggedNode();
+    const scheduler = await AgentScheduler.start(node, { sendOptions: { ack: 'handled', onError: 'dead_letter' } });
+    const events = captureEvents(node, ['keel.agent_scheduler.delivered', 'keel.agent_scheduler.failed', 'keel.dead_letter.']);
+    const r = receiver(node);
+    await r.hold(); // the beat waits in its mailbox, unstarted
+    await scheduler.registerPeriodic(r.pid, 'beat', 100, 'beat');
+    await clock.advance(100);
+    await node.settle();
+    expect(await remove(scheduler, r.pid)).toBe(answer);
+    r.release();
+    await node.idle();
+    expect(r.seen).toEqual([]);
+    expect(await scheduler.stats()).toMatchObject({ delivered: 0, failed: 0, withdrawn: 1 });
+    expect(await deadLetterCount(node)).toBe(0);
+    expect(logged).toEqual([]);
+    expect(events.events).toEqual([]);
+  });
+
+  it("with onError 'log', a queued copy taken back at its schedule's removal is withdrawn with no warning logged", async () => {
+    const { node, clock, logged } = loggedNode();
+    const scheduler = await AgentScheduler.start(node, { sendOptions: { ack: 'handled', onError: 'log' } });
+    const r = receiver(node);
+    await r.hold();
+    await scheduler.registerPeriodic(r.pid, 'beat', 100, 'beat');
+    await clock.advance(100);
+    await node.settle();
+    expect(await scheduler.unregister(r.pid, 'beat')).toBe('ok');
+    r.release();
+    await node.idle();
+    expect(r.seen).toEqual([]);
+    expect(await scheduler.stats()).toMatchObject({ delivered: 0, failed: 0, withdrawn: 1 });
+    expect(logged).toEqual([]);
+  });
 });
+
+/** A node on a TestClock whose logger records every line (level first), and those lines. */
+function loggedNode(): { node: Kernel; clock: TestClock; logged: unknown[][] } {
+  const logged: unknown[][] = [];
+  const logger = {
+    info: (...a: unknown[]) => void logged.push(['info', ...a]),
+    warn: (...a: unknown[]) => void logged.push(['warn', ...a]),
+    error: (...a: unknown[]) => void logged.push(['error', ...a]),
+  };
+  const { node, clock } = clockedNode(track, { random: () => 0.5, logger });
+  return { node, clock, logged };
+}
+
+/** How many entries the node's dead letter queue holds. */
+async function deadLetterCount(node: Node): Promise<number> {
+  const listed = await node.deadLetters.list({});
+  if (!('entries' in listed)) throw new Error('dead letter queue unavailable');
+  return listed.entries.length;
+}
 
 /**
  * A scheduler whose deliveries are acknowledged when handled, time out after 50 ms and are retried
  * twice, 20 ms after a failure, and one agent that handles each copy until the test ends it. The
  * beat is due every 1000 ms, so one delivery is started in each of the tests below.
  */
-async function retriedDelivery(onCopy?: (ctx: { self: Pid }) => Promise<unknown>, onError?: 'raise') {
-  const { node, clock } = clockedNode(track, { random: () => 0.5 });
+async function retriedDelivery(onCopy?: (ctx: { self: Pid }) => Promise<unknown>, onError?: 'raise' | 'dead_letter' | 'log') {
+  const { node, clock, logged } = loggedNode();
   const scheduler = await AgentScheduler.start(node, {
     sendOptions: { ack: 'handled', timeout: 50, retries: 2, backoff: { initialMs: 20, factor: 1, jitter: 'none' }, ...(onError === undefined ? {} : { onError }) },
   });
@@ -642,7 +700,7 @@ async function retriedDelivery(onCopy?: (ctx: { self: Pid }) => Promise<unknown>
     ends.shift()!();
     await node.settle();
   };
-  return { node, scheduler, events, agent, copies, step, end };
+  return { node, scheduler, events, agent, copies, step, end, logged };
 }
 
 describe("AgentScheduler with ack 'handled' and retries, a schedule removed while a delivery is under way", () => {
@@ -697,6 +755,41 @@ describe("AgentScheduler with ack 'handled' and retries, a schedule removed whil
     expect(t.copies).toHaveLength(1);
     expect(await t.scheduler.stats()).toEqual({ agents: 0, schedules: 0, delivered: 0, failed: 0, withdrawn: 1, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0 });
     expect(t.events.events).toEqual([]);
+  });
+
+  it.each(['dead_letter', 'log'] as const)("with onError '%s', a delivery whose retry waited for its backoff when the schedule was unregistered is withdrawn: nothing dead-lettered, nothing logged", async (onError) => {
+    const t = await retriedDelivery(undefined, onError);
+    await t.step(1000);
+    await t.step(50); // the first attempt times out; its retry waits 20 ms
+    await t.end();
+    expect(await t.scheduler.unregister(t.agent, 'beat')).toBe('ok');
+    await t.step(1000); // past a dead letter's first retry (1 s): a removed schedule's beat would be redelivered
+    expect(t.copies).toHaveLength(1);
+    expect(await t.scheduler.stats()).toMatchObject({ schedules: 0, delivered: 0, failed: 0, withdrawn: 1 });
+    expect(await deadLetterCount(t.node)).toBe(0);
+    expect(t.logged).toEqual([]);
+    expect(t.events.events).toEqual([]);
+  });
+
+  it("with onError 'dead_letter', a delivery whose every attempt timed out is still dead-lettered (timeout), once", async () => {
+    const t = await retriedDelivery(undefined, 'dead_letter');
+    await t.step(1000);
+    await t.step(50); // the first attempt times out
+    await t.end();
+    await t.step(20); // the second attempt
+    await t.step(50); // times out
+    await t.end();
+    await t.step(20); // the third and last attempt
+    await t.step(50); // times out: the delivery fails, and is dead-lettered
+    await t.end();
+    await t.node.idle();
+    expect(t.copies).toHaveLength(3);
+    expect(await t.scheduler.stats()).toMatchObject({ schedules: 1, delivered: 0, failed: 1, withdrawn: 0 });
+    const listed = await t.node.deadLetters.list({});
+    if (!('entries' in listed)) throw new Error('dead letter queue unavailable');
+    expect(listed.entries).toHaveLength(1);
+    expect(listed.entries[0]).toMatchObject({ reason: 'timeout', message: 'beat', metadata: { attempts: 3, schedule: 'beat' } });
+    expect(t.logged).toEqual([]);
   });
 
   it("with onError 'raise', a delivery whose every attempt timed out is still counted failed (timeout), per schedule and in stats", async () => {

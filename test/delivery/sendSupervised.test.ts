@@ -838,6 +838,33 @@ describe('sendSupervised: the signal aborted', () => {
     expect(seen).toHaveLength(1);
   });
 
+  it("a user's own abort is a failed send: with onError 'dead_letter' it is dead-lettered (aborted, pending, a retry time), with 'log' a warning, whatever its reason says (one that reads as a withdrawal too)", async () => {
+    const logger = fakeLogger();
+    const { node, clock } = clockedNode(track, { random: () => 0.5, logger });
+    const ac = new AbortController();
+    const lookalike = new AbortController();
+    const logged = new AbortController();
+    const byUser = watch(sendSupervised(node, 'later', 'x', { retries: 5, signal: ac.signal, onError: 'dead_letter' }));
+    const byLookalike = watch(sendSupervised(node, 'later', 'y', { retries: 5, signal: lookalike.signal, onError: 'dead_letter' }));
+    const byLogged = watch(sendSupervised(node, 'later', 'z', { retries: 5, signal: logged.signal, onError: 'log' }));
+    await clock.advance(2); // each waits for its first retry
+    expect([byUser.status, byLookalike.status, byLogged.status]).toEqual(['pending', 'pending', 'pending']);
+    ac.abort('stop');
+    lookalike.abort(new Error('withdrawn by its sender'));
+    logged.abort('stop');
+    await node.settle();
+    expect(byUser.value).toMatchObject({ ok: false, reason: 'aborted', attempts: 1, deadLetterId: expect.any(String) });
+    expect(byLookalike.value).toMatchObject({ ok: false, reason: 'aborted', attempts: 1, deadLetterId: expect.any(String) });
+    expect(byLogged.value).toEqual({ ok: false, id: byLogged.value!.id, reason: 'aborted', attempts: 1, firstError: 'noproc', lastError: 'noproc' });
+    const listed = await node.deadLetters.list({});
+    if (!('entries' in listed)) throw new Error('dead letter queue unavailable');
+    expect(listed.entries.map((e) => [e.message, e.reason, e.status, typeof e.nextRetryAt])).toEqual([
+      ['x', 'aborted', 'pending', 'number'],
+      ['y', 'aborted', 'pending', 'number'],
+    ]);
+    expect(logger.warn.mock.calls).toEqual([[`supervised send ${byLogged.value!.id} to 'later' failed after 1 attempt(s): aborted`, 'noproc']]);
+  });
+
   it("an abort while a 'handled' message is in flight: aborted, its timeout timer is gone", async () => {
     const { node } = clocked();
     const r = receiver(node);

@@ -6,7 +6,7 @@
 import { DeliveryError, InvalidArgumentError, thrownText } from '../../errors.js';
 import { markComponent } from '../../otp/internal/lifecycle.js';
 import { observeScheduler } from '../observe.js';
-import { endWithAttemptInFlight, type SendOptions, type SendOutcome, sendSupervised } from '../../delivery/sendSupervised.js';
+import { endWithAttemptInFlight, type SendOptions, type SendOutcome, sendSupervised, withdrawSends } from '../../delivery/sendSupervised.js';
 import type { GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { kernelOf } from '../../runtime/kernel.js';
@@ -95,15 +95,16 @@ function remove(state: State, s: Schedule, ctx: Context<any>): void {
 
 /**
  * A removed schedule's deliveries still waiting: a copy the agent has not started is taken back and
- * a retry waiting for its backoff is aborted (the send ends aborted: never handled, counted
- * `withdrawn`); a copy the agent is handling is left to end, retried no more, and its end is the
+ * a retry waiting for its backoff is aborted (the send ends aborted, withdrawn by its owner: never
+ * handled, counted `withdrawn`, and its onError policy is not applied, so nothing is logged,
+ * dead-lettered or raised); a copy the agent is handling is left to end, retried no more, and its end is the
  * delivery's outcome, counted when it comes (an agent that unregisters or replaces its own schedule
  * from the handler of its message handles that message).
  */
 function withdraw(s: Schedule, ctx: Context<any>): void {
   const kernel = kernelOf(ctx);
   for (const [id, abort] of s.pending) {
-    if (kernel.withdrawEnvelope(s.agent.pid, id) || !endWithAttemptInFlight(abort.signal)) abort.abort();
+    if (kernel.withdrawEnvelope(s.agent.pid, id) || !endWithAttemptInFlight(abort.signal)) withdrawSends(abort);
   }
 }
 
@@ -198,7 +199,7 @@ function deliver(state: State, s: Schedule, lateMs: number, forced: boolean, ctx
       return;
     }
     // a schedule removed while its copy was unstarted or its retry waited: withdrawn, not a failed
-    // delivery, whatever `onError` says (with 'raise' its send rejects with that outcome)
+    // delivery, whatever `onError` says (its send resolves aborted: no policy is applied to a withdrawal)
     if (outcome?.reason === 'aborted' && s.removed) {
       state.kept.withdrawn++;
       return;

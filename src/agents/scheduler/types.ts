@@ -75,7 +75,8 @@ export interface AgentSchedulerStats {
   /**
    * Deliveries that a removal of their schedule ended before the agent handled them: a copy still
    * queued unstarted taken back, or a retry waiting for its backoff aborted (`ack: 'handled'` or
-   * retries). Each delivery started ends counted once: `delivered`, `failed` or `withdrawn`.
+   * retries). Each delivery started ends counted once: `delivered`, `failed` or `withdrawn`. A
+   * withdrawn delivery is no failure: whatever `onError` says, it is not dead-lettered, logged or raised.
    */
   readonly withdrawn: number;
   /** `forceExecution` calls that found their schedule. */
