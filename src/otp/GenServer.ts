@@ -4,10 +4,11 @@ import { exitedWith, inTurn, isDead, isProcess, kernelOf, originOf, type Proc } 
 import { isAbortSignal, isInstance } from '../runtime/safe.js';
 import { formatReason, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
 import { checkTarget, Name, nameOf, type Pid, type Target, targetText } from '../runtime/Pid.js';
-import type { Context, Handler, Init, Node } from '../runtime/types.js';
+import type { Context, Handler, Init, MailboxOptions, Node, SpawnOptions } from '../runtime/types.js';
 import { callProcess, type From, noProcError, PendingCall, validateTimeout } from './internal/calls.js';
 import { InitStop } from './internal/initStop.js';
 import { ServerLifecycle } from './internal/lifecycle.js';
+import { readMailboxOptions } from './internal/mailboxOptions.js';
 import { adopt, isThenable } from './internal/thenable.js';
 import { CastMessage, Server, StopMessage, TIMEOUT } from './internal/server.js';
 import type { CallProtocol, GenServerSpec } from './internal/spec.js';
@@ -42,6 +43,11 @@ export interface StartOptions<P extends CallProtocol = any, Cast = any> {
   name?: string | ServerName<P, Cast>;
   /** How long `init` may take before the start fails (default 5000 ms, on the node's clock). */
   timeout?: number;
+  /**
+   * Bounds the server's mailbox, as the spawn option does (default unbounded; OTP's `spawn_opt` of
+   * `gen_server:start`): past `capacity` messages (calls, casts and infos alike), `overflow` decides.
+   */
+  mailbox?: MailboxOptions;
 }
 
 /** `GenServer.call`'s options (one array, not one per call). */
@@ -72,12 +78,13 @@ function start<S, P extends CallProtocol, Cast, Arg>(
 ): Promise<ServerPid<P, Cast>> {
   const { node, caller } = originOf(from);
   validateSpec(spec);
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name?, timeout? }', options);
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name?, timeout?, mailbox? }', options);
   // each option read once: what is checked is what is used (a getter may answer differently)
-  checkStrayKeys(options, ['name', 'timeout'], 'options');
+  checkStrayKeys(options, ['name', 'timeout', 'mailbox'], 'options');
   const name = readOption(options, 'name', 'options') as StartOptions['name'];
   const timeout = readOption(options, 'timeout', 'options') ?? 5000;
   validateTimeout(timeout, 'options.timeout');
+  const mailbox = readMailboxOptions(readOption(options, 'mailbox', 'options'), 'options.mailbox');
   const parent: Pid | 'node' = caller === undefined ? 'node' : caller.self;
   const lifecycle = new ServerLifecycle(node, spec, nameOf(name), parent);
   return new Promise((resolve, reject) => {
@@ -132,7 +139,8 @@ function start<S, P extends CallProtocol, Cast, Arg>(
       }
       return ready(r);
     };
-    const spawnOptions = name === undefined ? undefined : { name };
+    const spawnOptions: SpawnOptions | undefined =
+      mailbox === undefined ? (name === undefined ? undefined : { name }) : name === undefined ? { mailbox } : { name, mailbox };
     const pid = caller === undefined ? node.spawn(init, spawnOptions) : link ? caller.spawnLink(init, spawnOptions) : caller.spawn(init, spawnOptions);
     guards.unhook = node.onExit(pid, (reason) => settle(new StartError('GenServer', reason, formatReason(reason)), pid));
     if (timeout !== Infinity) {
