@@ -4,7 +4,7 @@ import { GenServer, type CallProtocol, type GenServerSpec, type ReplyOf, type Se
 import { isProcess, kernelOf, type Kernel } from '../runtime/kernel.js';
 import { refuseReserved } from '../runtime/NameRegistry.js';
 import type { Pid } from '../runtime/Pid.js';
-import type { Context, Node } from '../runtime/types.js';
+import type { Context, MailboxOptions, Node } from '../runtime/types.js';
 
 /**
  * @internal How every agent-layer component starts (DESIGN.md "Agent layer"): from a process
@@ -51,21 +51,26 @@ export function nameFor(node: Node, kind: string, name: unknown): string {
   return name;
 }
 
-/** Starts `spec` as a supervised component registered under `name` (see the file comment). */
+/**
+ * Starts `spec` as a supervised component registered under `name` (see the file comment); with
+ * `mailbox` (checked, a plain copy), its process's mailbox is bounded, at each restart too.
+ */
 export async function startComponent<S, P extends CallProtocol, Cast, Arg>(
   from: Node | Context<any>,
   spec: GenServerSpec<S, P, Cast, Arg>,
   arg: Arg,
   name: string,
+  mailbox?: MailboxOptions,
 ): Promise<ServerPid<P, Cast>> {
   // the name was checked by nameFor: a default one is Keel's own, under `keel.`
   const node = kernelOf(from);
   const registry = node.registry;
-  if (isProcess(from)) return registry.asKeel(() => GenServer.startLink(from as Context<any>, spec, arg, { name }));
+  const options = mailbox === undefined ? { name } : { name, mailbox };
+  if (isProcess(from)) return registry.asKeel(() => GenServer.startLink(from as Context<any>, spec, arg, options));
   const sup = await agentsSupervisor(node);
   const pid = await DynamicSupervisor.startChild(node, sup, {
     id: name,
-    start: (ctx) => registry.asKeel(() => GenServer.startLink(ctx, spec, arg, { name })),
+    start: (ctx) => registry.asKeel(() => GenServer.startLink(ctx, spec, arg, options)),
     restart: 'transient',
   });
   return pid as ServerPid<P, Cast>;

@@ -72,7 +72,21 @@ export function observeRouter(s: RouterState): unknown {
   }
   return {
     subscriptions,
-    totals: { published: s.published, routed: s.routed, delivered: s.delivered, failed: s.failed, buffered: s.buffered, inFlight: s.inFlight, dropped: s.droppedTotal, byReason: { ...s.byReason }, restarts: s.restarts },
+    totals: {
+      published: s.published,
+      routed: s.routed,
+      delivered: s.delivered,
+      failed: s.failed,
+      buffered: s.buffered,
+      inFlight: s.inFlight,
+      dropped: s.droppedTotal,
+      byReason: { ...s.byReason },
+      restarts: s.restarts,
+      // the router's own mailbox: its bound (null: unbounded) and the publishes it refused or evicted
+      mailbox: s.mailbox === undefined ? null : { capacity: s.mailbox.capacity, overflow: s.mailbox.overflow },
+      mailboxRefused: s.mailboxRefused,
+      mailboxEvicted: s.mailboxEvicted,
+    },
   };
 }
 

@@ -34,7 +34,7 @@ describe('component pages', () => {
     const router = await SignalRouter.start(node, { name: 'orders' });
     await router.subscribe('order.*', a, { capacity: 100, overflow: 'drop_oldest' });
     await router.subscribe('order.created', b);
-    const other = await SignalRouter.start(node);
+    const other = await SignalRouter.start(node, { mailbox: { capacity: 1000, overflow: 'reject' } });
     const obs = await startObserver(node);
     try {
       const r = (await get(obs.port, obs.token, '/api/router')).json;
@@ -45,7 +45,9 @@ describe('component pages', () => {
         { pattern: 'order.*', subscriber: Pid.format(a), buffered: 0, capacity: 100, overflow: 'drop_oldest', dropped: 0, inFlight: 0, maxInFlight: expect.any(Number) },
         expect.objectContaining({ pattern: 'order.created', subscriber: Pid.format(b), buffered: 0 }),
       ]);
-      expect(orders.totals).toMatchObject({ published: 0, dropped: 0 });
+      expect(orders.totals).toMatchObject({ published: 0, dropped: 0, mailbox: null, mailboxRefused: 0, mailboxEvicted: 0 });
+      // the router's own mailbox bound, when it has one
+      expect(r.routers[1].totals).toMatchObject({ mailbox: { capacity: 1000, overflow: 'reject' }, mailboxRefused: 0, mailboxEvicted: 0 });
       // a subscriber stuck on its first signal: one in flight, one buffered, the other three dropped
       const gate = deferred();
       const entered = deferred();

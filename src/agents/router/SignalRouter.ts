@@ -1,18 +1,19 @@
 import { types } from 'node:util';
-import { checkKeys, checkStrayKeys, InvalidArgumentError, InvalidSignalError, toError } from '../../errors.js';
+import { checkKeys, checkStrayKeys, InvalidArgumentError, InvalidSignalError, readKnownOptions, toError } from '../../errors.js';
 import { markComponent } from '../../otp/internal/lifecycle.js';
 import { observeRouter } from '../observe.js';
 import { deadLetterAndReport } from '../../delivery/deadLetter.js';
 import { type SendOptions, toSettings, SEND_SPAN_EVENTS } from '../../delivery/sendSupervised.js';
-import { GenServer, type GenServerSpec } from '../../otp/GenServer.js';
+import { CastMessage, type GenServerSpec } from '../../otp/GenServer.js';
+import { readMailboxOptions } from '../../otp/internal/mailboxOptions.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { isDown } from '../../runtime/messages.js';
-import { kernelOf, type Proc } from '../../runtime/kernel.js';
+import { Delivery, kernelOf, type Kernel, mailboxOverflowOf, oldestEvictable, type Proc } from '../../runtime/kernel.js';
 import { isPid, Pid, PidImpl, targetText } from '../../runtime/Pid.js';
-import type { Context, Node } from '../../runtime/types.js';
+import type { Context, MailboxOptions, Node } from '../../runtime/types.js';
 import type { MessageFlow } from '../../telemetry/tracing.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
-import { componentState, endsForGood, releaseComponentState } from '../internal/componentState.js';
+import { componentState, endsForGood, peekComponentState, releaseComponentState } from '../internal/componentState.js';
 import { watchProcess, type WatchRef } from '../internal/watch.js';
 import { parsePattern, PatternTrie } from '../internal/PatternTrie.js';
 import { type Signal, stableSignal, validateSignal } from '../Signal.js';
@@ -27,6 +28,7 @@ import type {
   SignalRouterProtocol,
   SignalRouterStats,
   SubscribeOptions,
+  PublishResult,
 } from './types.js';
 
 const OVERFLOWS: readonly SignalOverflow[] = ['drop_newest', 'drop_oldest', 'reject'];
@@ -39,6 +41,7 @@ const MATCH_CACHE_TYPE_LENGTH = 1024;
 interface InitArg {
   readonly name: string;
   readonly deliveryTimeout: number;
+  readonly mailbox: MailboxOptions | undefined;
 }
 
 // ---- drops ------------------------------------------------------------------------------------
@@ -224,12 +227,14 @@ function readSubscribeOptions(options: unknown): SubscribeOptions {
   return copy;
 }
 
-function checkRouterOptions(options: unknown): asserts options is SignalRouterOptions | undefined {
-  if (options === undefined) return;
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name?, deliveryTimeout? }', options);
-  checkKeys(options, ['name', 'deliveryTimeout'], 'options');
-  const t = (options as SignalRouterOptions).deliveryTimeout;
+/** The start options, each read once and checked: what is checked is what is used (at each restart too). */
+function readRouterOptions(options: unknown): { name: unknown; deliveryTimeout: number; mailbox: MailboxOptions | undefined } {
+  if (options === undefined) return { name: undefined, deliveryTimeout: 5000, mailbox: undefined };
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name?, deliveryTimeout?, mailbox? }', options);
+  const o = readKnownOptions(options, ['name', 'deliveryTimeout', 'mailbox']);
+  const t = o.deliveryTimeout;
   if (t !== undefined && (typeof t !== 'number' || Number.isNaN(t) || t <= 0)) throw new InvalidArgumentError('options.deliveryTimeout', 'a number of ms > 0 (or Infinity)', t);
+  return { name: o.name, deliveryTimeout: t ?? 5000, mailbox: readMailboxOptions(o.mailbox, 'options.mailbox') };
 }
 
 // ---- the server -------------------------------------------------------------------------------
@@ -290,6 +295,7 @@ function stats(state: State): SignalRouterStats {
     inFlight: state.inFlight,
     dropped: { total: state.droppedTotal, byReason: { ...state.byReason } },
     restarts: state.restarts,
+    mailboxFull: { refused: state.mailboxRefused, evicted: state.mailboxEvicted },
   };
 }
 
@@ -330,6 +336,9 @@ function newState(node: State['node'], ctx: Context<any>, name: string): State {
     droppedTotal: 0,
     byReason,
     restarts: 0,
+    mailbox: undefined,
+    mailboxRefused: 0,
+    mailboxEvicted: 0,
     closed: false,
   };
 }
@@ -365,11 +374,65 @@ function resume(state: State): void {
   }
 }
 
+/**
+ * A publish cast made by a handle (not by a `GenServer.cast` of one's own): when a `drop_oldest`
+ * mailbox evicts it, the handle that evicts it counts it (its signal is already a stable one).
+ */
+class PublishCast {
+  readonly type = 'publish';
+  readonly signal: Signal;
+  constructor(signal: Signal) {
+    this.signal = signal;
+  }
+}
+
+/**
+ * Casts a publish into the router's mailbox and answers the publish. A bounded mailbox that is full
+ * refuses it (`reject`, `drop_newest`: answered `mailbox_full`) or evicts its oldest message for it
+ * (`drop_oldest`): which one is read just before the cast, with no code run in between, and counted
+ * if it is a publish. The kernel reports either as for any full mailbox (`keel.message.dropped`,
+ * `mailbox_full`); the router's table counts it and `keel.signal_router.dropped` says which signal.
+ */
+function castPublish(node: Kernel, name: string, router: Proc, signal: Signal): PublishResult {
+  const cast = new CastMessage(new PublishCast(signal));
+  const flow = node.telemetry.flow;
+  if (flow !== undefined) flow.tag(cast, flow.contextOf(undefined));
+  const overflow = mailboxOverflowOf(router);
+  if (overflow === undefined) {
+    // room left, or unbounded (the path of every publish to a router whose mailbox is not bounded)
+    if (node.enqueueTo(router, cast, undefined) === Delivery.Enqueued) return { ok: true, id: signal.id };
+    return { ok: false, id: signal.id, reason: 'noproc' };
+  }
+  const victim = overflow === 'evict' ? oldestEvictable(router) : undefined;
+  const r = node.enqueueTo(router, cast, undefined);
+  const state = peekComponentState<State>(node, name, 'signal_router');
+  if (r === Delivery.MailboxFull) {
+    if (state !== undefined) mailboxFull(state, 'refused', signal);
+    return { ok: false, id: signal.id, reason: 'mailbox_full' };
+  }
+  if (r !== Delivery.Enqueued) return { ok: false, id: signal.id, reason: 'noproc' };
+  const evicted = victim instanceof CastMessage && victim.request instanceof PublishCast ? victim.request.signal : undefined;
+  if (evicted !== undefined && state !== undefined) mailboxFull(state, 'evicted', evicted);
+  return { ok: true, id: signal.id };
+}
+
+/** A publish the router's bounded mailbox refused or evicted: counted, and reported while someone listens. */
+function mailboxFull(state: State, outcome: 'refused' | 'evicted', signal: Signal): void {
+  if (outcome === 'refused') state.mailboxRefused++;
+  else state.mailboxEvicted++;
+  if (!state.droppedProbe.active) return;
+  state.node.telemetry.execute(
+    'keel.signal_router.dropped',
+    { count: 1 },
+    { router: state.name, reason: 'mailbox_full', signalId: signal.id, type: signal.type, overflow: outcome === 'evicted' ? 'drop_oldest' : (state.mailbox?.overflow ?? 'reject') },
+  );
+}
+
 /** Message-flow tracing: the publish in a span (ended once the signal is cast), the parent of the router's handling of it. */
-function publishTraced(flow: MessageFlow, node: Node, router: Pid, signal: Signal): void {
+function publishTraced(flow: MessageFlow, node: Kernel, name: string, router: Proc, signal: Signal): PublishResult {
   const span = flow.start('keel.signal_router.publish', flow.contextOf(undefined), { type: signal.type, id: signal.id });
   try {
-    flow.within(span.context, () => GenServer.cast<SignalRouterCast>(node, router, { type: 'publish', signal }));
+    return flow.within(span.context, () => castPublish(node, name, router, signal));
   } finally {
     span.end();
   }
@@ -386,6 +449,7 @@ const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, I
     state.send = send;
     state.settings = toSettings(send);
     state.deliveryTimeout = arg.deliveryTimeout;
+    state.mailbox = arg.mailbox;
     state.running = true;
     state.spanWatched = state.spanProbe.active;
     if (resumed) resume(state);
@@ -486,11 +550,11 @@ function publishedSignal(cast: unknown): Signal | undefined {
  */
 export const SignalRouter = {
   async start(from: Node | Context<any>, options?: SignalRouterOptions): Promise<SignalRouterHandle> {
-    checkRouterOptions(options);
+    const o = readRouterOptions(options);
     const node = componentNode(from);
-    const name = nameFor(node, 'signal_router', options?.name);
-    const arg: InitArg = { name, deliveryTimeout: options?.deliveryTimeout ?? 5000 };
-    const pid = await startComponent(from, routerSpec, arg, name);
+    const name = nameFor(node, 'signal_router', o.name);
+    const arg: InitArg = { name, deliveryTimeout: o.deliveryTimeout, mailbox: o.mailbox };
+    const pid = await startComponent(from, routerSpec, arg, name, o.mailbox);
     const call = componentCaller<SignalRouterProtocol>(node, name);
     return componentHandle<SignalRouterHandle>(node, name, pid, {
       async subscribe(pattern, subscriber, opts) {
@@ -514,9 +578,7 @@ export const SignalRouter = {
         const router = node.lookupTarget(name);
         if (router === undefined) return { ok: false, id: signal.id, reason: 'noproc' };
         const flow = node.telemetry.flow;
-        if (flow !== undefined) publishTraced(flow, node, router.self, signal);
-        else GenServer.cast<SignalRouterCast>(node, router.self, { type: 'publish', signal });
-        return { ok: true, id: signal.id };
+        return flow !== undefined ? publishTraced(flow, node, name, router, signal) : castPublish(node, name, router, signal);
       },
       async stats() {
         return call({ type: 'stats' });

@@ -106,6 +106,11 @@ export interface State {
   readonly byReason: Record<SignalDropReason, number>;
   /** Incarnations that resumed this table. */
   restarts: number;
+  /** This incarnation: its mailbox's bound (undefined: unbounded), for an observer. */
+  mailbox: { readonly capacity: number; readonly overflow: string } | undefined;
+  /** Publishes its bounded mailbox refused (answered `mailbox_full`) or evicted (`drop_oldest`), counted by the handle as it publishes. */
+  mailboxRefused: number;
+  mailboxEvicted: number;
   /** The router stopped for good: settlements still arriving change nothing and start nothing. */
   closed: boolean;
 }

@@ -1,5 +1,6 @@
 import type { ServerPid } from '../../otp/GenServer.js';
 import type { Pid } from '../../runtime/Pid.js';
+import type { MailboxOptions } from '../../runtime/types.js';
 import type { Signal } from '../Signal.js';
 
 // The signal router's public types: subscriptions and their buffers' overflow, why a signal is
@@ -39,10 +40,20 @@ export interface SignalRouterOptions {
   name?: string;
   /** Per delivery: how long a subscriber may take to handle a signal before it counts as failed (default 5000 ms, on the node's timers' time: monotonic on the real clock). */
   deliveryTimeout?: number;
+  /**
+   * Bounds the router process's own mailbox (default unbounded, as a gen_server's and an Akka
+   * actor's): the spawn option `{ capacity, overflow }`, applied to every restart too. A publish that
+   * finds it full is answered `{ ok: false, reason: 'mailbox_full' }` (`reject`, `drop_newest`), or
+   * evicts the oldest message queued (`drop_oldest`); either is counted in `stats().mailboxFull`.
+   */
+  mailbox?: MailboxOptions;
 }
 
-/** What `publish` answers at once: the signal was handed to the router, or the router is not running. */
-export type PublishResult = { ok: true; id: string } | { ok: false; id: string; reason: 'noproc' };
+/**
+ * What `publish` answers at once: the signal was handed to the router; or the router is not running
+ * (`noproc`); or its bounded mailbox is full and refused it (`mailbox_full`).
+ */
+export type PublishResult = { ok: true; id: string } | { ok: false; id: string; reason: 'noproc' | 'mailbox_full' };
 
 /** What `stats()` answers. Every matched (signal, subscriber) pair is counted once. */
 export interface SignalRouterStats {
@@ -68,6 +79,13 @@ export interface SignalRouterStats {
   readonly dropped: { readonly total: number; readonly byReason: Readonly<Record<SignalDropReason, number>> };
   /** Times a restarted router resumed these subscriptions and accounts (0 for the first incarnation). */
   readonly restarts: number;
+  /**
+   * Publishes the router's bounded mailbox (the `mailbox` start option) lost, before the router took
+   * them: `refused` (answered `{ ok: false, reason: 'mailbox_full' }`) and `evicted` (answered
+   * `{ ok: true }`, then evicted from the mailbox by a later publish under `drop_oldest`). Counted
+   * per signal, not per subscriber (it never matched any), so not in `matched` nor `dropped`.
+   */
+  readonly mailboxFull: { readonly refused: number; readonly evicted: number };
 }
 
 /** The router's calls. */

@@ -71,7 +71,7 @@ export function mount(root, ctx) {
               'div',
               { class: 'sub' },
               h('h3', null, nameOf(rt), ' ', rt.pid ? pidLink(rt.pid) : null, rt.error ? [' ', badge(`unreadable: ${text(rt.error)}`, 'bad')] : null),
-              totals(rt.totals, ['published', 'delivered', 'failed', 'buffered', 'inFlight', 'dropped']),
+              totals(rt.totals, ['published', 'delivered', 'failed', 'buffered', 'inFlight', 'dropped', ...(rt.totals?.mailbox ? ['mailboxRefused', 'mailboxEvicted'] : [])]),
               table(
                 [
                   { label: 'pattern', cell: (x) => h('code', null, text(x.pattern)), cls: 'ellipsis' },
