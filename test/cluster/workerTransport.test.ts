@@ -460,6 +460,34 @@ describe('worker transport: the protocol version check', () => {
     }
   }, 60_000);
 
+  it("a node refused for its version stays refused: the hub lets its port go (its name free again), so a later join on it, of the right version too, is not taken, and 100 joins make one warning", async () => {
+    const warnings: Error[] = [];
+    const listener = (w: Error): void => void (isKeelError(w, 'ERR_PROTOCOL_MISMATCH') && warnings.push(w));
+    process.on('warning', listener);
+    try {
+      const main = await mainNode();
+      hub ??= createWorkerHub();
+      // another version, then the hub's own (a forged retry), then a flood of the other version
+      const joins = [['join', 'late', 1, 2], ['join', 'late', 1, 1], ...Array.from({ length: 100 }, () => ['join', 'late', 1, 2])];
+      const late = new Node('late', hub.spawnNode(PROTOCOL_FIXTURE, { name: 'late', workerData: { mode: 'forge', joins } }));
+      // its port closed by the hub (or, taken, its join answered)
+      await late.event((e) => e.ev === 'closed' || (e.ev === 'control' && (e as Event & { message: unknown[] }).message[0] === 'joined'));
+      const control = late.events.filter((e) => e.ev === 'control').map((e) => (e as Event & { message: unknown[] }).message[0]);
+      expect(control).toEqual(['refused']);
+      expect(hub.nodes).toEqual(['main']);
+      expect(await main.t.probe('late', 5000)).toBe('gone');
+      // its name is free again while its thread lives on: a worker of the right Keel joins under it
+      const again = await spawn('late');
+      expect(hub.nodes).toEqual(['main', 'late']);
+      expect(await again.call('probe', { peer: 'main', timeoutMs: 5000 })).toBe('alive');
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatchObject({ code: 'ERR_PROTOCOL_MISMATCH', remote: 2 });
+      await late.worker.terminate();
+    } finally {
+      process.off('warning', listener);
+    }
+  }, 60_000);
+
   it("a Keel worker whose hub presents another version, or none, fails at workerTransport() with ProtocolMismatchError naming both, and tells the hub its own before letting the port go", async () => {
     for (const [version, remote, text] of [
       [undefined, undefined, NO_VERSION],

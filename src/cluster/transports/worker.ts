@@ -212,9 +212,14 @@ export function createWorkerHub(): WorkerHub {
     if (kind !== 'join' || member.joined || member.pending !== undefined || queue.includes(member)) return;
     if (version !== WORKER_PROTOCOL_VERSION) {
       // another Keel in the worker (or one from before the check, which sends no version): refused
-      // before it is introduced to anyone, and reported, since its thread may not say why it stopped
+      // before it is introduced to anyone, and reported, since its thread may not say why it stopped.
+      // Then its control port is let go (the refusal is delivered before the close), as a failed
+      // handshake closes its connection: nothing more is read from it (a later join, of this
+      // version too, is never taken; a thread that keeps posting joins makes one warning, not one
+      // each), and its name is free again at once
       const error = new ProtocolMismatchError('worker', 'this worker hub', WORKER_PROTOCOL_VERSION, presentedVersion(version), `the node '${member.name}'`);
       member.control.postMessage(['refused', error.message, 'protocol', WORKER_PROTOCOL_VERSION] satisfies ToNode);
+      detach(member);
       process.emitWarning(error);
       return;
     }
