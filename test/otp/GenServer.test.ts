@@ -2518,6 +2518,41 @@ describe('util.inspect(from) in handleCall', () => {
   });
 });
 
+describe('util.inspect(from) by an inspector that passes no inspect function', () => {
+  // Node before 16.14, and inspectors that follow its convention (chai 4's loupe 2), call a custom
+  // inspect with (depth, options) only; a caller may call it with nothing at all
+  it("gives the same text as util.inspect with (depth, options), and with no argument, for a process caller and a node caller: no '[uninspectable: ...]' of a request that can be inspected, nothing thrown", async () => {
+    const node = track();
+    const held: From[] = [];
+    const pid = await GenServer.start(node, {
+      init: () => null,
+      handleCall: (_request: unknown, from: From, state: null) => {
+        held.push(from);
+        return { noreply: true, state };
+      },
+    });
+    const p = probe(node);
+    // settled either way (a failed assertion leaves them to the node's shutdown: no unhandled rejection)
+    const calls = [GenServer.call(p.ctx, pid, { n: 1 }), GenServer.call(node, pid, 'x')].map((c) => c.catch((e: unknown) => e));
+    await node.settle();
+    const custom = (from: From, ...args: unknown[]): unknown => (from as unknown as Record<symbol, (...a: unknown[]) => unknown>)[inspect.custom]!(...args);
+    const [byProcess, byNode] = held as [From, From];
+    const stylizeless = { depth: 2, colors: false };
+    for (const [from, text] of [
+      [byProcess, `PendingCall { caller: ${String(p.ctx.self)}, server: ${String(pid)}, request: { n: 1 } }`],
+      [byNode, `PendingCall { caller: 'node', server: ${String(pid)}, request: 'x' }`],
+    ] as const) {
+      expect(inspect(from)).toBe(text);
+      expect(custom(from, 2, { ...inspect.defaultOptions, stylize: (s: string) => s })).toBe(text);
+      expect(custom(from, 2, stylizeless)).toBe(text);
+      expect(custom(from)).toBe(text);
+      expect(custom(from, -1, stylizeless)).toBe('[PendingCall]');
+    }
+    for (const from of held) GenServer.reply(from, 'done');
+    await Promise.all(calls);
+  });
+});
+
 describe('a pid-shaped target with no string form of its own', () => {
   // found by test/reliability/fuzz.otp.test.ts (fast-check seed -140833145, path 476): a call to a
   // null-prototype copy of a pid threw TypeError: Cannot convert object to primitive value, building

@@ -269,8 +269,13 @@ export class PendingCall extends NextTurnWatcher {
    * records its fields hold. Once the call is over its caller is no longer known: `(over)`. On the
    * prototype: nothing per call.
    */
-  [inspect.custom](depth: number | null, options: InspectOptionsStylized, inspectFn: typeof inspect): string {
-    if (depth !== null && depth < 0) return options.stylize('[PendingCall]', 'special');
+  [inspect.custom](givenDepth?: number | null, givenOptions?: InspectOptionsStylized, givenInspect?: typeof inspect): string {
+    // Node before 16.14, and inspectors of its convention (chai 4's loupe), pass (depth, options)
+    // only, with no inspect function; a direct call may pass nothing: util's own then, as for util.inspect(from)
+    const options: Partial<InspectOptionsStylized> = givenOptions ?? {};
+    const inspectFn = typeof givenInspect === 'function' ? givenInspect : inspect;
+    const depth = typeof givenDepth === 'number' && !Number.isNaN(givenDepth) ? givenDepth : givenDepth === null ? null : INSPECT_REQUEST_DEPTH;
+    if (depth !== null && depth < 0) return typeof options.stylize === 'function' ? options.stylize('[PendingCall]', 'special') : '[PendingCall]';
     const requestOptions = { ...options, depth: depth === null ? INSPECT_REQUEST_DEPTH : Math.min(INSPECT_REQUEST_DEPTH, depth - 1) };
     let request: string;
     try {
