@@ -3,13 +3,17 @@
 // messages and options. For every case the call returns (or resolves) or throws (or rejects) a
 // typed Keel error, the router and the scheduler keep running (the same processes, answering), the
 // scheduler's timers go on (the clock moves past a case's intervals without a wedge), and the
-// node's own processes are untouched.
+// node's own processes are untouched. And the scheduler's accounting under seeded register,
+// unregister, unregisterAgent, held and killed agents and clock steps, with each onError: every
+// delivery started ends counted once (delivered + failed + withdrawn), and only the failed ones get
+// the onError policy (a withdrawn one is neither logged nor dead-lettered).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AgentScheduler, type AgentSchedulerHandle, createSignal, isSignal, type Pid, SignalRouter, type SignalRouterHandle, validateSignal } from '../../src/index.js';
-import { attempt, useNodes } from '../support.js';
+import { captureEvents } from '../../src/testing/index.js';
+import { attempt, clockedNode, useNodes } from '../support.js';
 import { checkAfter, F, finish, type Fixture, fuzzNode, targetArb } from './fuzzKit.js';
-import { expectStrayRefused, expectTyped, field, hostileArb, LONG, numberArb, optionsArb, orHostile, params, run, runSync, V, withStrays } from './hostile.js';
+import { expectStrayRefused, expectTyped, field, hostileArb, LONG, numberArb, optionsArb, orHostile, params, run, RUNS, runSync, V, withStrays } from './hostile.js';
 
 const track = useNodes();
 const TIMEOUT = LONG ? 900_000 : 60_000;
@@ -147,5 +151,107 @@ describe('fuzz: the agent scheduler', () => {
     );
     expect(scheduler.pid).toBe(fx.services.get('scheduler'));
     await finish(fx);
+  }, TIMEOUT);
+});
+
+// ---- every delivery started ends counted once, and only a failure gets the onError policy ----
+
+type SchedOp =
+  | { kind: 'register'; a: number; id: string; ms: number }
+  | { kind: 'unregister'; a: number; id: string }
+  | { kind: 'unregisterAgent'; a: number }
+  | { kind: 'advance'; ms: number }
+  | { kind: 'hold' | 'release' | 'kill'; a: number };
+
+const agentIndex = fc.integer({ min: 0, max: 1 });
+const scheduleId = fc.constantFrom('a', 'b');
+// weighted so that deliveries are often under way (queued behind a held handler, timed out, in a
+// backoff) when their schedule goes
+const schedOpArb: fc.Arbitrary<SchedOp> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('register' as const), a: agentIndex, id: scheduleId, ms: fc.constantFrom(10, 30, 100) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('unregister' as const), a: agentIndex, id: scheduleId }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('unregisterAgent' as const), a: agentIndex }) },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 60 }) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constantFrom('hold' as const, 'release' as const, 'kill' as const), a: agentIndex }) },
+);
+const sendOptionsArb = fc.record({
+  ack: fc.constantFrom('enqueued' as const, 'handled' as const),
+  retries: fc.integer({ min: 0, max: 2 }),
+  onError: fc.constantFrom('log' as const, 'dead_letter' as const, 'ignore' as const, 'raise' as const),
+  capacity: fc.constantFrom(undefined, 1, 2),
+  held: fc.boolean(),
+});
+
+describe('fuzz: the agent scheduler under register and unregister', () => {
+  it(`every delivery started ends counted once (delivered + failed + withdrawn = started), whatever onError says, and the policy is applied to the failed ones only (${Math.max(20, Math.floor(RUNS / 20))} cases)`, async () => {
+    await fc.assert(
+      fc.asyncProperty(sendOptionsArb, fc.array(schedOpArb, { minLength: 15, maxLength: 40, size: "max" }), async (o, ops) => {
+        const warned: string[] = [];
+        const logger = { info: () => {}, warn: (m: unknown) => void warned.push(String(m)), error: (m: unknown) => void warned.push(String(m)) };
+        const { node, clock } = clockedNode(track, { random: () => 0.5, logger, services: { deadLetters: { maxRetries: 0 } } });
+        const scheduler = await AgentScheduler.start(node, {
+          sendOptions: { ack: o.ack, onError: o.onError, retries: o.retries, timeout: 40, backoff: { initialMs: 20, factor: 1, jitter: 'none' } },
+        });
+        const started = captureEvents(node, ['keel.supervised_send.send.start']);
+        const holding = [o.held, o.held];
+        const gates: (() => void)[][] = [[], []];
+        const spawnAgent = (i: number): Pid =>
+          node.spawn(() => async () => {
+            if (holding[i]) await new Promise<void>((resolve) => gates[i]!.push(resolve));
+          }, o.capacity === undefined ? undefined : { mailbox: { capacity: o.capacity, overflow: 'reject' } });
+        const release = (i: number): void => {
+          for (const g of gates[i]!.splice(0)) g();
+        };
+        const agents = [spawnAgent(0), spawnAgent(1)];
+        const step = async (ms: number): Promise<void> => {
+          await clock.advance(ms);
+          await node.settle();
+          await new Promise<void>((resolve) => setImmediate(resolve)); // an attempt's timeout is armed at the next turn
+          await node.settle();
+        };
+        for (const op of ops) {
+          if (op.kind === 'register') await scheduler.registerPeriodic(agents[op.a]!, op.id, op.ms, op.id);
+          else if (op.kind === 'unregister') await scheduler.unregister(agents[op.a]!, op.id);
+          else if (op.kind === 'unregisterAgent') await scheduler.unregisterAgent(agents[op.a]!);
+          else if (op.kind === 'advance') await step(op.ms);
+          else if (op.kind === 'hold') holding[op.a] = true;
+          else if (op.kind === 'release') {
+            holding[op.a] = false;
+            release(op.a);
+          } else {
+            node.exit(agents[op.a]!, 'kill');
+            holding[op.a] = false;
+            release(op.a);
+            agents[op.a] = spawnAgent(op.a);
+          }
+          await node.settle();
+        }
+        // the end: every schedule removed, every handler let go, every timeout and backoff passed
+        holding.fill(false);
+        for (const i of [0, 1]) {
+          release(i);
+          await scheduler.unregisterAgent(agents[i]!);
+        }
+        for (let t = 0; t < 10; t++) await step(100);
+        await node.idle();
+        const stats = await scheduler.stats();
+        const starts = started.events.filter((e) => e.metadata.scheduler === scheduler.name).length;
+        const where = `${JSON.stringify(o)} ${JSON.stringify(ops)}: ${JSON.stringify(stats)}, ${starts} started`;
+        if (stats.delivered + stats.failed + stats.withdrawn !== starts) throw new Error(`${where}: delivered + failed + withdrawn is not the number started`);
+        const listed = await node.deadLetters.list({ limit: 10_000 });
+        if (!('entries' in listed)) throw new Error('dead letter queue unavailable');
+        // a copy acknowledged at 'enqueued' whose agent was killed with it queued is dead-lettered too (delivered, receiver_exited)
+        const deadLettered = listed.entries.filter((e) => e.reason !== 'receiver_exited').length;
+        const logged = warned.filter((w) => w.startsWith('supervised send')).length;
+        const applied = o.onError === 'dead_letter' ? deadLettered : o.onError === 'log' ? logged : 0;
+        const expected = o.onError === 'dead_letter' || o.onError === 'log' ? stats.failed : 0;
+        if (applied !== expected || (o.onError !== 'log' && logged !== 0) || (o.onError !== 'dead_letter' && listed.entries.length !== 0)) {
+          throw new Error(`${where}: the onError policy was applied ${applied} times (logged ${logged}, dead-lettered ${listed.entries.length}), not once per failed delivery`);
+        }
+        started.stop();
+        await node.shutdown();
+      }),
+      { ...params(Math.max(20, Math.floor(RUNS / 20))), timeout: 20_000 },
+    );
   }, TIMEOUT);
 });
