@@ -9,11 +9,11 @@
 import { types } from 'node:util';
 import { InvalidArgumentError, ProcessExitedError } from '../errors.js';
 import type { EnvelopeListener } from './internal/Envelope.js';
-import { EXIT_SENTINEL, exitReasonOf, type ExitReport, ExitWatcher, F_BOUNDED, F_BUSY, F_DEAD, F_RUNNING, isProc, NextTurnWatcher, type Proc, type ProcHost } from './internal/Proc.js';
+import { EXIT_SENTINEL, exitReasonOf, type ExitReport, ExitWatcher, F_BUSY, F_DEAD, F_RUNNING, isProc, NextTurnWatcher, type Proc, type ProcHost } from './internal/Proc.js';
 import type { TimerEntry } from './internal/TimerHeap.js';
 import type { ExitReason } from './messages.js';
 import type { NameTable } from './NameRegistry.js';
-import { Delivery, isSystemMessage } from './internal/Mailbox.js';
+import { Delivery } from './internal/Mailbox.js';
 import { KeelNode, type KernelInternals } from './Node.js';
 import { type Pid, type RefImpl, RemoteMonitorWatch, type Target, type TimerRef } from './Pid.js';
 import type { GroupTable } from './ProcessGroups.js';
@@ -234,32 +234,6 @@ export function exitWatchersOf(p: Proc): ExitWatcher[] {
   const out: ExitWatcher[] = [];
   for (let w = p.x?.watchers; w !== undefined; w = w.watchNext) out.push(w);
   return out;
-}
-
-/**
- * What `p`'s mailbox does now with one more message that is not a `Down` or an `Exit`: undefined
- * when it takes it (unbounded, room left, or `p` is dead: then it is dropped as `noproc`);
- * `'refuse'` when it is full under `reject` or `drop_newest`; `'evict'` when it is full under
- * `drop_oldest` (the message evicted is {@link oldestEvictable}'s). For a sender that must account
- * for what a bounded mailbox refuses or evicts (the signal router's publishes); read only.
- */
-export function mailboxOverflowOf(p: Proc): 'refuse' | 'evict' | undefined {
-  if ((p.flags & (F_BOUNDED | F_DEAD)) !== F_BOUNDED || p.size < p.x!.capacity) return undefined;
-  return p.x!.overflow === 'drop_oldest' ? 'evict' : 'refuse';
-}
-
-/**
- * The message a full `drop_oldest` mailbox of `p` evicts for the next one: its oldest that is not a
- * system message (`Down`, `Exit`, never evicted); undefined when it holds none. Read only.
- */
-export function oldestEvictable(p: Proc): unknown {
-  const { buf, head, size } = p;
-  const mask = buf.length - 1;
-  for (let i = 0; i < size; i++) {
-    const m = buf[(head + i) & mask];
-    if (!isSystemMessage(m)) return m;
-  }
-  return undefined;
 }
 
 /**

@@ -8,7 +8,7 @@ import { CastMessage, type GenServerSpec } from '../../otp/GenServer.js';
 import { readMailboxOptions } from '../../otp/internal/mailboxOptions.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { isDown } from '../../runtime/messages.js';
-import { Delivery, kernelOf, type Kernel, mailboxOverflowOf, oldestEvictable, type Proc } from '../../runtime/kernel.js';
+import { Delivery, type EnvelopeListener, kernelOf, type Kernel, type Proc } from '../../runtime/kernel.js';
 import { isPid, Pid, PidImpl, targetText } from '../../runtime/Pid.js';
 import type { Context, MailboxOptions, Node } from '../../runtime/types.js';
 import type { MessageFlow } from '../../telemetry/tracing.js';
@@ -375,45 +375,51 @@ function resume(state: State): void {
 }
 
 /**
- * A publish cast made by a handle (not by a `GenServer.cast` of one's own): when a `drop_oldest`
- * mailbox evicts it, the handle that evicts it counts it (its signal is already a stable one).
+ * What a publish to a router whose mailbox is bounded under `drop_oldest` is told by the kernel: the
+ * publish is cast as a supervised message (an envelope) with this listener, which the mailbox tells
+ * when it evicts the publish, whatever message made it do so (a later publish, a call, a system call
+ * such as the observer's, a raw message): every publish answered ok and then evicted is counted, and
+ * only those. Its other outcomes are counted elsewhere: `handled` (routed: `published`), `down` (lost
+ * with the router: the kernel's `receiver_exited`), `crashed` (the router crashed routing it).
  */
-class PublishCast {
-  readonly type = 'publish';
+class EvictionWatch implements EnvelopeListener {
+  readonly node: Kernel;
+  readonly name: string;
   readonly signal: Signal;
-  constructor(signal: Signal) {
+  constructor(node: Kernel, name: string, signal: Signal) {
+    this.node = node;
+    this.name = name;
     this.signal = signal;
+  }
+
+  handled(): void {}
+
+  failed(reason: 'crashed' | 'down' | 'dropped' | 'withdrawn'): void {
+    if (reason !== 'dropped') return;
+    const state = peekComponentState<State>(this.node, this.name, 'signal_router');
+    if (state !== undefined) mailboxFull(state, 'evicted', this.signal);
   }
 }
 
 /**
  * Casts a publish into the router's mailbox and answers the publish. A bounded mailbox that is full
- * refuses it (`reject`, `drop_newest`: answered `mailbox_full`) or evicts its oldest message for it
- * (`drop_oldest`): which one is read just before the cast, with no code run in between, and counted
- * if it is a publish. The kernel reports either as for any full mailbox (`keel.message.dropped`,
- * `mailbox_full`); the router's table counts it and `keel.signal_router.dropped` says which signal.
+ * refuses it (`reject`, `drop_newest`: answered `mailbox_full`, counted as refused) or, under
+ * `drop_oldest` (`evicts`), takes it and evicts its oldest message: a publish so evicted, now or by
+ * any later message, is told to its {@link EvictionWatch} and counted as evicted. The kernel reports
+ * either as for any full mailbox (`keel.message.dropped`, `mailbox_full`); the router's table counts
+ * it and `keel.signal_router.dropped` says which signal.
  */
-function castPublish(node: Kernel, name: string, router: Proc, signal: Signal): PublishResult {
-  const cast = new CastMessage(new PublishCast(signal));
+function castPublish(node: Kernel, name: string, router: Proc, signal: Signal, evicts: boolean): PublishResult {
+  const cast = new CastMessage({ type: 'publish', signal });
   const flow = node.telemetry.flow;
   if (flow !== undefined) flow.tag(cast, flow.contextOf(undefined));
-  const overflow = mailboxOverflowOf(router);
-  if (overflow === undefined) {
-    // room left, or unbounded (the path of every publish to a router whose mailbox is not bounded)
-    if (node.enqueueTo(router, cast, undefined) === Delivery.Enqueued) return { ok: true, id: signal.id };
-    return { ok: false, id: signal.id, reason: 'noproc' };
-  }
-  const victim = overflow === 'evict' ? oldestEvictable(router) : undefined;
-  const r = node.enqueueTo(router, cast, undefined);
+  // unbounded, or bounded but never evicting: the plain message (the path of every publish to a router whose mailbox is not bounded)
+  const r = evicts ? node.deliverEnvelope(undefined, router, cast, node.nextMessageId(), new EvictionWatch(node, name, signal)) : node.enqueueTo(router, cast, undefined);
+  if (r === Delivery.Enqueued) return { ok: true, id: signal.id };
+  if (r !== Delivery.MailboxFull) return { ok: false, id: signal.id, reason: 'noproc' };
   const state = peekComponentState<State>(node, name, 'signal_router');
-  if (r === Delivery.MailboxFull) {
-    if (state !== undefined) mailboxFull(state, 'refused', signal);
-    return { ok: false, id: signal.id, reason: 'mailbox_full' };
-  }
-  if (r !== Delivery.Enqueued) return { ok: false, id: signal.id, reason: 'noproc' };
-  const evicted = victim instanceof CastMessage && victim.request instanceof PublishCast ? victim.request.signal : undefined;
-  if (evicted !== undefined && state !== undefined) mailboxFull(state, 'evicted', evicted);
-  return { ok: true, id: signal.id };
+  if (state !== undefined) mailboxFull(state, 'refused', signal);
+  return { ok: false, id: signal.id, reason: 'mailbox_full' };
 }
 
 /** A publish the router's bounded mailbox refused or evicted: counted, and reported while someone listens. */
@@ -429,10 +435,10 @@ function mailboxFull(state: State, outcome: 'refused' | 'evicted', signal: Signa
 }
 
 /** Message-flow tracing: the publish in a span (ended once the signal is cast), the parent of the router's handling of it. */
-function publishTraced(flow: MessageFlow, node: Kernel, name: string, router: Proc, signal: Signal): PublishResult {
+function publishTraced(flow: MessageFlow, node: Kernel, name: string, router: Proc, signal: Signal, evicts: boolean): PublishResult {
   const span = flow.start('keel.signal_router.publish', flow.contextOf(undefined), { type: signal.type, id: signal.id });
   try {
-    return flow.within(span.context, () => castPublish(node, name, router, signal));
+    return flow.within(span.context, () => castPublish(node, name, router, signal, evicts));
   } finally {
     span.end();
   }
@@ -556,6 +562,7 @@ export const SignalRouter = {
     const arg: InitArg = { name, deliveryTimeout: o.deliveryTimeout, mailbox: o.mailbox };
     const pid = await startComponent(from, routerSpec, arg, name, o.mailbox);
     const call = componentCaller<SignalRouterProtocol>(node, name);
+    const evicts = o.mailbox?.overflow === 'drop_oldest'; // the same bound at every restart
     return componentHandle<SignalRouterHandle>(node, name, pid, {
       async subscribe(pattern, subscriber, opts) {
         parsePattern(pattern);
@@ -578,7 +585,7 @@ export const SignalRouter = {
         const router = node.lookupTarget(name);
         if (router === undefined) return { ok: false, id: signal.id, reason: 'noproc' };
         const flow = node.telemetry.flow;
-        return flow !== undefined ? publishTraced(flow, node, name, router, signal) : castPublish(node, name, router, signal);
+        return flow !== undefined ? publishTraced(flow, node, name, router, signal, evicts) : castPublish(node, name, router, signal, evicts);
       },
       async stats() {
         return call({ type: 'stats' });
