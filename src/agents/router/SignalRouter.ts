@@ -434,13 +434,18 @@ function mailboxFull(state: State, outcome: 'refused' | 'evicted', signal: Signa
   );
 }
 
-/** Message-flow tracing: the publish in a span (ended once the signal is cast), the parent of the router's handling of it. */
+/**
+ * Message-flow tracing: the publish in a span (ended once the signal is cast), the parent of the
+ * router's handling of it; a publish refused (`mailbox_full`, `noproc`) ends it with that reason.
+ */
 function publishTraced(flow: MessageFlow, node: Kernel, name: string, router: Proc, signal: Signal, evicts: boolean): PublishResult {
   const span = flow.start('keel.signal_router.publish', flow.contextOf(undefined), { type: signal.type, id: signal.id });
+  let r: PublishResult | undefined;
   try {
-    return flow.within(span.context, () => castPublish(node, name, router, signal, evicts));
+    r = flow.within(span.context, () => castPublish(node, name, router, signal, evicts));
+    return r;
   } finally {
-    span.end();
+    span.end(r === undefined || r.ok ? undefined : r.reason);
   }
 }
 

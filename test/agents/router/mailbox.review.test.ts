@@ -1,7 +1,9 @@
 // The router's bounded mailbox under the messages other than the handle's publishes: a call, a
 // system call (the observer's), a raw message, each may evict a queued publish under `drop_oldest`;
 // every publish is still accounted for exactly (sent = taken + refused + evicted).
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
+import { bridgeOpenTelemetry } from '../../../src/telemetry/otel.js';
 import { GenServer, Sys } from '../../../src/index.js';
 import { SignalRouter } from '../../../src/agents/router/SignalRouter.js';
 import type { PublishResult, SignalRouterHandle } from '../../../src/agents/router/types.js';
@@ -56,4 +58,40 @@ describe('SignalRouter drop_oldest mailbox: a publish evicted by a message that 
     expect(stats.published).toBe(1); // the cast of one's own, not a handle's publish
     expectBalanced(stats);
   });
+});
+
+describe('SignalRouter bounded mailbox with message-flow tracing on (the publishTraced path)', () => {
+  for (const overflow of ['reject', 'drop_newest', 'drop_oldest'] as const) {
+    it(`${overflow}: answers and counts as untraced; a refused publish's span ends with mailbox_full, a taken one's is the parent of the router's handling`, async () => {
+      const { node } = clockedNode(track);
+      const exporter = new InMemorySpanExporter();
+      const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+      bridgeOpenTelemetry(node, { tracer: provider.getTracer('review'), messageFlow: true, events: ['app.none'] });
+      const router = await SignalRouter.start(node, { mailbox: { capacity: 2, overflow } });
+      const s = sink(node);
+      await router.subscribe('a', s.pid);
+      const sent = publishN(router, 'a', 3);
+      const stats = router.stats().catch((e: unknown) => e); // refused (reject, drop_newest) or evicting publish 1 (drop_oldest)
+      await node.idle();
+      const spans = exporter.getFinishedSpans().filter((x) => x.name === 'keel.signal_router.publish');
+      expect(spans.map((x) => x.attributes.id)).toEqual(sent.map((r) => r.id));
+      if (overflow === 'drop_oldest') {
+        expect(sent.map((r) => r.ok)).toEqual([true, true, true]);
+        expect(await stats).toMatchObject({ published: 1, mailboxFull: { refused: 0, evicted: 2 } });
+        expect(s.data).toEqual([2]);
+        expect(spans.map((x) => x.status.code)).toEqual([0, 0, 0]);
+      } else {
+        expect(sent.map((r) => (r.ok ? 'ok' : r.reason))).toEqual(['ok', 'ok', 'mailbox_full']);
+        expect(await stats).toMatchObject({ code: 'ERR_MAILBOX_FULL' });
+        expect(await router.stats()).toMatchObject({ published: 2, mailboxFull: { refused: 1, evicted: 0 } });
+        expect(s.data).toEqual([0, 1]);
+        // the refused publish's span says so (as a supervised send's span ends with its failure)
+        expect(spans.map((x) => [x.status.code, x.status.message])).toEqual([[0, undefined], [0, undefined], [2, 'mailbox_full']]);
+      }
+      // the router's handling of each signal it took is the child of that publish's span
+      const casts = exporter.getFinishedSpans().filter((x) => x.name === 'keel.gen_server.handle_cast');
+      const taken = overflow === 'drop_oldest' ? [spans[2]!] : spans.slice(0, 2);
+      expect(casts.map((c) => c.parentSpanContext?.spanId)).toEqual(taken.map((t) => t.spanContext().spanId));
+    });
+  }
 });
