@@ -1,6 +1,6 @@
-import { CallExitError, CallTimeoutError, checkStrayKeys, DeadlockError, InvalidArgumentError, readOption, StartError, toError } from '../errors.js';
+import { CallExitError, CallTimeoutError, checkStrayKeys, DeadlockError, InvalidArgumentError, MailboxFullError, readOption, StartError, toError } from '../errors.js';
 import { refuseMisspelt } from './internal/misspelt.js';
-import { exitedWith, inTurn, isDead, isProcess, kernelOf, originOf, type Proc } from '../runtime/kernel.js';
+import { Delivery, exitedWith, inTurn, isDead, isProcess, kernelOf, originOf, type Proc } from '../runtime/kernel.js';
 import { isAbortSignal, isInstance } from '../runtime/safe.js';
 import { formatReason, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
 import { checkTarget, Name, nameOf, type Pid, type Target, targetText } from '../runtime/Pid.js';
@@ -257,7 +257,8 @@ export const GenServer = {
   /**
    * Stops a server: it runs `terminate(reason)` and exits. Resolves once it has exited with
    * `reason`; rejects with `ERR_NOPROC` for a dead target, `ERR_CALL_TIMEOUT` after `timeout`
-   * (default Infinity), `ERR_CALL_EXIT` if it exited with another reason.
+   * (default Infinity), `ERR_CALL_EXIT` if it exited with another reason, `ERR_MAILBOX_FULL` if its
+   * bounded mailbox refused the stop or evicted it before the server took it (the server runs on).
    */
   stop(from: Node | Context<any>, target: Target, reason: ExitReason = 'normal', timeout = Infinity): Promise<void> {
     const { node, caller } = originOf(from);
@@ -286,7 +287,13 @@ export const GenServer = {
           reject(new CallTimeoutError(serverText, timeout, registeredName));
         });
       }
-      node.enqueueTo(server, new StopMessage(reason), caller);
+      // a bounded mailbox that refuses the stop, or evicts it later (drop_oldest): it fails at once, as a call does
+      const full = (): void => {
+        unhook?.();
+        timer?.cancel();
+        reject(new MailboxFullError(serverText, registeredName));
+      };
+      if (node.enqueueTo(server, new StopMessage(reason, full), caller) === Delivery.MailboxFull) full();
     });
   },
 };

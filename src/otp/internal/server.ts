@@ -2,7 +2,7 @@
 // of its callbacks (calls, casts, infos, continues, timeouts, terminate) and how their results are
 // read. GenServer.ts holds the public face: the types, start, call, cast, stop.
 import { InvalidArgumentError, toError } from '../../errors.js';
-import { exitedWith, isDead, kernelOfProcess, type Proc } from '../../runtime/kernel.js';
+import { exitedWith, ExitWatcher, isDead, kernelOfProcess, type Proc } from '../../runtime/kernel.js';
 import { type Exit, isExitReason, type ExitReason } from '../../runtime/messages.js';
 import type { Pid, TimerRef } from '../../runtime/Pid.js';
 import type { Context, Handler } from '../../runtime/types.js';
@@ -29,11 +29,27 @@ export const TIMEOUT: unique symbol = Symbol('keel.gen_server.timeout');
 /** @internal The timer's message of a `timeout` result; only the latest one armed counts. */
 class TimeoutMessage {}
 
-/** @internal `GenServer.stop`'s message. */
-export class StopMessage {
+/**
+ * @internal `GenServer.stop`'s message. A bounded mailbox under `drop_oldest` may evict it: it is then
+ * told (as a queued call is), and the stop fails at once rather than waiting for an exit that will
+ * not come. It watches no process: it is an exit watcher only to be told of its eviction.
+ */
+export class StopMessage extends ExitWatcher {
   readonly reason: ExitReason;
-  constructor(reason: ExitReason) {
+  #onDropped: (() => void) | undefined;
+  constructor(reason: ExitReason, onDropped?: () => void) {
+    super();
     this.reason = reason;
+    this.#onDropped = onDropped;
+  }
+
+  override onExit(): void {}
+
+  /** A bounded mailbox evicted it: told once. */
+  override dropped(): void {
+    const f = this.#onDropped;
+    this.#onDropped = undefined;
+    f?.();
   }
 }
 
