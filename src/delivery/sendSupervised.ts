@@ -149,7 +149,7 @@ class Send extends NextTurnWatcher {
   /** True during an `'enqueued'` attempt's enqueue (user code may run there: telemetry handlers, the logger). */
   #enqueueing = false;
   /** An abort that came during that enqueue: applied only if the message was not enqueued. */
-  #abortedDuring: { error: unknown } | undefined = undefined;
+  #abortedDuring: { error: unknown; withdrawn: boolean } | undefined = undefined;
   /** No attempt after the one in flight: its end is the send's outcome (see {@link endWithAttemptInFlight}). */
   #lastAttempt = false;
 
@@ -173,7 +173,7 @@ class Send extends NextTurnWatcher {
   /** Starts the attempts; `firstFailure` is that of a first attempt already made by the fast path. */
   start(firstFailure?: Failure): void {
     const { sender, s } = this;
-    if (sender !== undefined && !this.node.watchExit(sender, this)) return this.finish(this.#fail({ reason: 'aborted', retry: false, error: 'the sender has exited' }));
+    if (sender !== undefined && !this.node.watchExit(sender, this)) return this.finish(this.#fail({ reason: 'aborted', retry: false, error: 'the sender has exited' }), this.#endsWithSender());
     if (s.signal !== undefined) {
       if (s.signal.aborted) return this.finish(this.#fail({ reason: 'aborted', retry: false, error: s.signal.reason }), s.signal.reason === WITHDRAWN);
       watchAbort(s.signal, this);
@@ -184,16 +184,23 @@ class Send extends NextTurnWatcher {
     this.#failed(firstFailure);
   }
 
-  /** The sender died: its sends die with it. */
+  /** The sender died: its sends die with it (withdrawn, for a send on a signal given to {@link withdrawWithSender}). */
   onExit(): void {
-    this.abort('the sender has exited');
+    this.abort('the sender has exited', this.#endsWithSender());
   }
 
-  abort(error: unknown): void {
+  /** True when the send is withdrawn, not failed, as its sender ends (see {@link withdrawWithSender}). */
+  #endsWithSender(): boolean {
+    const signal = this.s.signal;
+    return signal !== undefined && withdrawnWithSender.has(signal);
+  }
+
+  /** Ends the send `aborted`; `withdrawn`: by its owner (see {@link withdrawSends}), no onError policy. */
+  abort(error: unknown, withdrawn = error === WITHDRAWN): void {
     if (this.done) return;
     // during an 'enqueued' attempt's own enqueue: the enqueue decides (a message in the mailbox is a success)
     if (this.#enqueueing) {
-      this.#abortedDuring ??= { error };
+      this.#abortedDuring ??= { error, withdrawn };
       return;
     }
     this.#cancelTimer();
@@ -204,7 +211,7 @@ class Send extends NextTurnWatcher {
       this.lastError = error;
     }
     this.#inflight = undefined;
-    this.finish(this.#fail({ reason: 'aborted', retry: false, error }), error === WITHDRAWN);
+    this.finish(this.#fail({ reason: 'aborted', retry: false, error }), withdrawn);
   }
 
   /**
@@ -240,7 +247,7 @@ class Send extends NextTurnWatcher {
       if (aborted === undefined) return this.#failed(f);
       this.lastError = f.error;
       if (this.attempts === 1) this.firstError = f.error;
-      return this.abort(aborted.error);
+      return this.abort(aborted.error, aborted.withdrawn);
     }
     // in flight from before the delivery: user code run by it (a drop event handler) may settle it
     this.#inflight = target.self;
@@ -310,8 +317,9 @@ class Send extends NextTurnWatcher {
     if (this.done) return;
     if (this.attempts === 1) this.firstError = f.error;
     this.lastError = f.error;
-    // a node shutting down kills the receivers: nothing more is tried (the attempt's error is kept)
-    if (this.node.stopping) return this.finish(this.#fail({ reason: 'noproc', retry: false, error: 'the node shut down' }));
+    // a node shutting down kills the receivers: nothing more is tried (the attempt's error is kept);
+    // it ends the sender too: a send withdrawn as its sender ends is withdrawn here as well
+    if (this.node.stopping) return this.finish(this.#fail({ reason: 'noproc', retry: false, error: 'the node shut down' }), this.#endsWithSender());
     if (!f.retry || this.attempts > this.s.retries || this.#lastAttempt) return this.finish(this.#fail(f));
     let delay: number;
     try {
@@ -342,7 +350,7 @@ class Send extends NextTurnWatcher {
     this.#unhookShutdown ??= this.node.onShutdown(() => {
       this.#unhookShutdown = undefined;
       this.#inflight = undefined;
-      this.finish(this.#fail({ reason: 'noproc', retry: false, error: 'the node shut down' }));
+      this.finish(this.#fail({ reason: 'noproc', retry: false, error: 'the node shut down' }), this.#endsWithSender());
     });
   }
 
@@ -352,7 +360,10 @@ class Send extends NextTurnWatcher {
     this.#timer = undefined;
   }
 
-  /** Ends the send; `withdrawn`: aborted by its owner taking its message back (see {@link withdrawSends}), no onError policy. */
+  /**
+   * Ends the send; `withdrawn`: ended by its owner taking its message back (see {@link withdrawSends}),
+   * or with its owner's own end (see {@link withdrawWithSender}): no onError policy.
+   */
   finish(outcome: SendOutcome, withdrawn = false): void {
     const resolve = this.#release();
     if (resolve === undefined) return;
@@ -439,6 +450,23 @@ const WITHDRAWN: unknown = Object.freeze(new Error('withdrawn by its sender'));
  */
 export function withdrawSends(abort: AbortController): void {
   abort.abort(WITHDRAWN);
+}
+
+/**
+ * The signals given to {@link withdrawWithSender}: module-private, so that no option reaches it (a
+ * user's send whose process dies is a failed send, and goes through its onError policy).
+ */
+const withdrawnWithSender = new WeakSet<AbortSignal>();
+
+/**
+ * @internal The sends on `signal` are withdrawn by their sender as it ends (the agent scheduler's
+ * deliveries, whatever ends it: a stop, a crash, a kill, its node's shutdown): a send still waiting
+ * then (a copy not yet started, taken back; a retry waiting for its backoff; a copy being handled,
+ * left to end) ends `aborted` (`noproc` at a node's shutdown) as any other, but its onError policy
+ * is not applied: nothing logged, dead-lettered or raised. Its owner has ended and asks for nothing.
+ */
+export function withdrawWithSender(signal: AbortSignal): void {
+  withdrawnWithSender.add(signal);
 }
 
 /** The send ended: it leaves its signal's watchers, and the last to leave takes the listener. */

@@ -224,6 +224,15 @@ describe('AgentScheduler.registerPeriodic', () => {
     expect(schedulerMonitors(node, scheduler)).toBe(0);
   });
 
+  it("answers { error: 'noproc' } for a live process of another node, and keeps nothing: its deliveries never leave its own node", async () => {
+    const { node, scheduler } = await setup();
+    const other = track({ name: 'elsewhere' });
+    const agent = other.spawn(() => () => {});
+    expect(await scheduler.registerPeriodic(agent, 'beat', 100, 'beat')).toEqual({ error: 'noproc' });
+    expect(await scheduler.stats()).toMatchObject({ agents: 0, schedules: 0 });
+    expect(schedulerMonitors(node, scheduler)).toBe(0);
+  });
+
   it('monitors the agent directly when the monitor manager is unavailable, and still cleans up on death', async () => {
     const { node, clock } = clockedNode(track, { services: false });
     const scheduler = await AgentScheduler.start(node);
@@ -825,6 +834,110 @@ describe("AgentScheduler with ack 'handled' and retries, a schedule removed whil
     await t.step(1000);
     expect(await t.scheduler.stats()).toMatchObject({ schedules: 0, delivered: 1, failed: 0, withdrawn: 0 });
     expect(t.events.events.map((e) => [e.event, e.metadata.id])).toEqual([['keel.agent_scheduler.delivered', 'beat']]);
+  });
+});
+
+// ---- the scheduler's own exit with a delivery waiting ---------------------------------------------
+
+/**
+ * The ways a scheduler ends while a delivery waits; each resolves once it has exited and the node has
+ * settled. A killed or crashed scheduler is restarted by the node's supervisor: its successor is
+ * asked to forget the agent at once (before its next due time), so that what the agent gets after
+ * it can only be the dead scheduler's delivery (redelivered by the dead letter queue, say).
+ */
+const SCHEDULER_ENDS = [
+  ['GenServer.stop', async (node: Kernel, scheduler: AgentSchedulerHandle) => {
+    await GenServer.stop(node, scheduler.pid);
+    await node.settle();
+    expect(node.isAlive(scheduler.name)).toBe(false); // ended for good
+  }],
+  ['a kill', async (node: Kernel, scheduler: AgentSchedulerHandle, agent: Pid) => {
+    await exitAndWait(node, scheduler.pid, 'kill', 'settle');
+    expect(await scheduler.unregisterAgent(agent)).toBe(1);
+  }],
+  ['a crash', async (node: Kernel, scheduler: AgentSchedulerHandle, agent: Pid) => {
+    await exitAndWait(node, scheduler.pid, new Error('boom'), 'settle');
+    expect(await scheduler.unregisterAgent(agent)).toBe(1);
+  }],
+] as const;
+
+const EXIT_CASES = (['dead_letter', 'log'] as const).flatMap((onError) => SCHEDULER_ENDS.map(([how, end]) => [onError, how, end] as const));
+
+describe('AgentScheduler that exits with a delivery still waiting: nothing is logged or dead-lettered, whatever onError says', () => {
+  // its deliveries are sends from its own process: a send whose sender exits ends aborted, and
+  // went through its onError policy; a dead letter was redelivered to the agent about 1 s later,
+  // even after a GenServer.stop meant to end the scheduler for good
+  it.each(EXIT_CASES)("with onError '%s', a copy queued in the agent's mailbox at the scheduler's exit (%s) is taken back and never redelivered", async (onError, _, end) => {
+    const { node, clock, logged } = loggedNode();
+    const scheduler = await AgentScheduler.start(node, { sendOptions: { ack: 'handled', onError } });
+    const events = captureEvents(node, ['keel.dead_letter_queue.', 'keel.agent_scheduler.delivered', 'keel.agent_scheduler.failed']);
+    const r = receiver(node);
+    await r.hold(); // the beat waits in its mailbox, unstarted
+    await scheduler.registerPeriodic(r.pid, 'beat', 100, 'beat');
+    await clock.advance(100);
+    await node.settle();
+    await end(node, scheduler, r.pid);
+    expect(await deadLetterCount(node)).toBe(0);
+    r.release();
+    await advance(node, clock, 3000); // past a dead letter's first retry (1 s)
+    expect(r.seen).toEqual([]);
+    expect(await deadLetterCount(node)).toBe(0);
+    expect(logged).toEqual([]);
+    expect(events.events).toEqual([]);
+  });
+
+  it.each(EXIT_CASES)("with onError '%s', a delivery whose retry waits for its backoff at the scheduler's exit (%s) is retried no more and never redelivered", async (onError, _, end) => {
+    const t = await retriedDelivery(undefined, onError);
+    const events = captureEvents(t.node, ['keel.dead_letter_queue.']);
+    await t.step(1000);
+    await t.step(50); // the first attempt times out; its retry waits 20 ms
+    await t.end(); // the agent ends the copy it was let go of
+    await end(t.node, t.scheduler, t.agent);
+    expect(await deadLetterCount(t.node)).toBe(0);
+    await t.step(3000); // past the retry, and past a dead letter's first retry (1 s)
+    expect(t.copies).toHaveLength(1);
+    expect(await deadLetterCount(t.node)).toBe(0);
+    expect(t.logged).toEqual([]);
+    expect(t.events.events).toEqual([]);
+    expect(events.events).toEqual([]);
+  });
+
+  it.each(EXIT_CASES)("with onError '%s', a copy the agent is handling at the scheduler's exit (%s) is left to end, and never redelivered", async (onError, _, end) => {
+    const t = await retriedDelivery(undefined, onError);
+    const events = captureEvents(t.node, ['keel.dead_letter_queue.']);
+    await t.step(1000); // the agent handles the first copy
+    expect(t.copies).toHaveLength(1);
+    await end(t.node, t.scheduler, t.agent);
+    await t.end(); // its handler ends
+    expect(await deadLetterCount(t.node)).toBe(0);
+    await t.step(3000);
+    expect(t.copies).toHaveLength(1);
+    expect(await deadLetterCount(t.node)).toBe(0);
+    expect(t.logged).toEqual([]);
+    expect(t.events.events).toEqual([]);
+    expect(events.events).toEqual([]);
+  });
+
+  it.each(['dead_letter', 'log'] as const)("with onError '%s', a node shutdown with a copy queued and a retry waiting logs nothing and dead-letters nothing", async (onError) => {
+    const { node, clock, logged } = loggedNode();
+    const sendOptions = { ack: 'handled', timeout: 5000, retries: 2, backoff: { initialMs: 20, factor: 1, jitter: 'none' }, onError } as const;
+    const scheduler = await AgentScheduler.start(node, { sendOptions });
+    const events = captureEvents(node, ['keel.dead_letter_queue.']);
+    const held = receiver(node);
+    await held.hold(); // its beat waits in its mailbox, unstarted
+    const full = receiver(node, { mailbox: { capacity: 1, overflow: 'reject' } });
+    await full.hold();
+    node.send(full.pid, 'filler'); // its mailbox is full: its beat is refused, and its retry waits 20 ms
+    await scheduler.registerPeriodic(held.pid, 'beat', 1000, 'held');
+    await scheduler.registerPeriodic(full.pid, 'beat', 1000, 'full');
+    const retried = captureEvents(node, ['keel.supervised_send.retry']);
+    await clock.advance(1000);
+    await node.settle();
+    expect(retried.events.map((e) => e.metadata.reason)).toEqual(['mailbox_full']);
+    await node.shutdown();
+    expect(held.seen).toEqual([]);
+    expect(logged).toEqual([]);
+    expect(events.events).toEqual([]);
   });
 });
 

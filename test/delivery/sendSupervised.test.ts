@@ -759,6 +759,36 @@ describe('sendSupervised: the sender died', () => {
     expect(node.internals().timers).toBe(timers);
   });
 
+  it("a user's send whose process dies is a failed send, its own signal or not: with onError 'dead_letter' it is dead-lettered (aborted) and redelivered from the queue, with 'log' a warning", async () => {
+    // control for the agent scheduler's own exit (a withdrawal, no policy): a user's process keeps the documented behaviour
+    const logger = fakeLogger();
+    const { node, clock } = clockedNode(track, { random: () => 0.5, logger });
+    const r = receiver(node);
+    await r.hold();
+    const p = probe(node);
+    const signal = new AbortController().signal;
+    const queued = watch(sendSupervised(p.ctx, r.pid, 'queued', { ack: 'handled', timeout: 1000, signal, onError: 'dead_letter' }));
+    const retrying = watch(sendSupervised(p.ctx, 'later', 'retrying', { retries: 5, signal, onError: 'dead_letter' }));
+    const logged = watch(sendSupervised(p.ctx, 'later', 'logged', { retries: 5, onError: 'log' }));
+    await clock.advance(2); // the queued copy waits in the mailbox; the others wait for their first retry
+    expect([queued.status, retrying.status, logged.status]).toEqual(['pending', 'pending', 'pending']);
+    node.exit(p, 'kill');
+    await node.settle();
+    expect(queued.value).toMatchObject({ ok: false, reason: 'aborted', attempts: 1, lastError: 'the sender has exited', deadLetterId: expect.any(String) });
+    expect(retrying.value).toMatchObject({ ok: false, reason: 'aborted', attempts: 1, lastError: 'noproc', deadLetterId: expect.any(String) });
+    expect(logged.value).toEqual({ ok: false, id: logged.value!.id, reason: 'aborted', attempts: 1, firstError: 'noproc', lastError: 'noproc' });
+    expect(logger.warn.mock.calls).toEqual([[`supervised send ${logged.value!.id} to 'later' failed after 1 attempt(s): aborted`, 'noproc']]);
+    const listed = await node.deadLetters.list({});
+    if (!('entries' in listed)) throw new Error('dead letter queue unavailable');
+    expect(listed.entries.map((e) => [e.message, e.reason, e.status]).sort()).toEqual([
+      ['queued', 'aborted', 'pending'],
+      ['retrying', 'aborted', 'pending'],
+    ]);
+    r.release();
+    await advance(node, clock, 2000); // past the dead letter's first retry (1 s): the copy taken back comes again
+    expect(r.seen.map((m) => m.message)).toEqual(['queued']);
+  });
+
   it('a send from a process that has already exited (a zombie continuation) fails with ERR_PROCESS_EXITED, like a call', async () => {
     const { node } = clocked();
     const r = receiver(node);

@@ -1,5 +1,5 @@
 import { DeliveryError } from '../../errors.js';
-import { endWithAttemptInFlight, type SendOptions, type SendOutcome, sendSupervised, withdrawSends } from '../../delivery/sendSupervised.js';
+import { endWithAttemptInFlight, type SendOptions, type SendOutcome, sendSupervised, withdrawSends, withdrawWithSender } from '../../delivery/sendSupervised.js';
 import { kernelOf } from '../../runtime/kernel.js';
 import { isInstance } from '../../runtime/safe.js';
 import type { Context } from '../../runtime/types.js';
@@ -30,9 +30,11 @@ export function deliver(state: State, s: Schedule, lateMs: number, forced: boole
   let options = s.sendOptions;
   let id: string | undefined;
   if (state.sendsWait) {
-    // a send that can wait gets its id and its abort: a removal of the schedule withdraws or aborts it by them
+    // a send that can wait gets its id and its abort: a removal of the schedule withdraws or aborts it by them,
+    // and the scheduler's own end (however it ends) withdraws it: nobody is left to ask for its failure's policy
     id = kernelOf(ctx).nextMessageId();
     const abort = new AbortController();
+    withdrawWithSender(abort.signal);
     s.pending.set(id, abort);
     options = { ...options, id, signal: abort.signal };
   }
