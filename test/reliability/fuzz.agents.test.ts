@@ -4,9 +4,11 @@
 // typed Keel error, the router and the scheduler keep running (the same processes, answering), the
 // scheduler's timers go on (the clock moves past a case's intervals without a wedge), and the
 // node's own processes are untouched. And the scheduler's accounting under seeded register,
-// unregister, unregisterAgent, held and killed agents and clock steps, with each onError: every
-// delivery started ends counted once (delivered + failed + withdrawn), and only the failed ones get
-// the onError policy (a withdrawn one is neither logged nor dead-lettered).
+// unregister, unregisterAgent, held and killed agents, killed schedulers (restarted by the node's
+// supervisor) and clock steps, with each onError: every delivery started ends counted once
+// (delivered + failed + withdrawn), but for those a killed scheduler left waiting (counted by nobody),
+// and only the failed ones get the onError policy (a withdrawn one, or one left by its killed
+// scheduler, is neither logged nor dead-lettered).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AgentScheduler, type AgentSchedulerHandle, createSignal, isSignal, type Pid, SignalRouter, type SignalRouterHandle, validateSignal } from '../../src/index.js';
@@ -161,7 +163,8 @@ type SchedOp =
   | { kind: 'unregister'; a: number; id: string }
   | { kind: 'unregisterAgent'; a: number }
   | { kind: 'advance'; ms: number }
-  | { kind: 'hold' | 'release' | 'kill'; a: number };
+  | { kind: 'hold' | 'release' | 'kill'; a: number }
+  | { kind: 'killScheduler' };
 
 const agentIndex = fc.integer({ min: 0, max: 1 });
 const scheduleId = fc.constantFrom('a', 'b');
@@ -173,7 +176,10 @@ const schedOpArb: fc.Arbitrary<SchedOp> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('unregisterAgent' as const), a: agentIndex }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 60 }) }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constantFrom('hold' as const, 'release' as const, 'kill' as const), a: agentIndex }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'killScheduler' as const }) },
 );
+/** At most this many scheduler kills per case (the node's supervisor restarts it 10 times in 5 s at most). */
+const SCHEDULER_KILLS = 3;
 const sendOptionsArb = fc.record({
   ack: fc.constantFrom('enqueued' as const, 'handled' as const),
   retries: fc.integer({ min: 0, max: 2 }),
@@ -193,6 +199,11 @@ describe('fuzz: the agent scheduler under register and unregister', () => {
           sendOptions: { ack: o.ack, onError: o.onError, retries: o.retries, timeout: 40, backoff: { initialMs: 20, factor: 1, jitter: 'none' } },
         });
         const started = captureEvents(node, ['keel.supervised_send.send.start']);
+        const stopped = captureEvents(node, ['keel.supervised_send.send.stop', 'keel.supervised_send.send.exception']); // an end (a rejection, with 'raise')
+        const ofScheduler = (c: typeof started): number => c.events.filter((e) => e.metadata.scheduler === scheduler.name).length;
+        // the deliveries a killed scheduler left waiting: aborted with it, counted by nobody, no policy
+        let leftByKilled = 0;
+        let kills = 0;
         const holding = [o.held, o.held];
         const gates: (() => void)[][] = [[], []];
         const spawnAgent = (i: number): Pid =>
@@ -218,6 +229,14 @@ describe('fuzz: the agent scheduler under register and unregister', () => {
           else if (op.kind === 'release') {
             holding[op.a] = false;
             release(op.a);
+          } else if (op.kind === 'killScheduler') {
+            if (kills++ >= SCHEDULER_KILLS) continue;
+            const pid = node.registry.whereis(scheduler.name)!;
+            leftByKilled += ofScheduler(started) - ofScheduler(stopped); // every send waiting ends with it
+            node.exit(pid, 'kill');
+            await node.settle();
+            const successor = node.registry.whereis(scheduler.name);
+            if (successor === undefined || successor === pid) throw new Error('the killed scheduler was not restarted');
           } else {
             node.exit(agents[op.a]!, 'kill');
             holding[op.a] = false;
@@ -235,9 +254,10 @@ describe('fuzz: the agent scheduler under register and unregister', () => {
         for (let t = 0; t < 10; t++) await step(100);
         await node.idle();
         const stats = await scheduler.stats();
-        const starts = started.events.filter((e) => e.metadata.scheduler === scheduler.name).length;
-        const where = `${JSON.stringify(o)} ${JSON.stringify(ops)}: ${JSON.stringify(stats)}, ${starts} started`;
-        if (stats.delivered + stats.failed + stats.withdrawn !== starts) throw new Error(`${where}: delivered + failed + withdrawn is not the number started`);
+        const starts = ofScheduler(started);
+        const where = `${JSON.stringify(o)} ${JSON.stringify(ops)}: ${JSON.stringify(stats)}, ${starts} started, ${leftByKilled} left by a killed scheduler`;
+        if (ofScheduler(stopped) !== starts) throw new Error(`${where}: ${ofScheduler(stopped)} ended`);
+        if (stats.delivered + stats.failed + stats.withdrawn + leftByKilled !== starts) throw new Error(`${where}: delivered + failed + withdrawn (+ left by a killed scheduler) is not the number started`);
         const listed = await node.deadLetters.list({ limit: 10_000 });
         if (!('entries' in listed)) throw new Error('dead letter queue unavailable');
         // a copy acknowledged at 'enqueued' whose agent was killed with it queued is dead-lettered too (delivered, receiver_exited)
@@ -249,6 +269,7 @@ describe('fuzz: the agent scheduler under register and unregister', () => {
           throw new Error(`${where}: the onError policy was applied ${applied} times (logged ${logged}, dead-lettered ${listed.entries.length}), not once per failed delivery`);
         }
         started.stop();
+        stopped.stop();
         await node.shutdown();
       }),
       { ...params(Math.max(20, Math.floor(RUNS / 20))), timeout: 20_000 },
