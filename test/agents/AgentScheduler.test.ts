@@ -627,7 +627,7 @@ describe('AgentScheduler.unregister and unregisterAgent', () => {
   ] as const)("with onError 'dead_letter', a queued copy taken back at its schedule's removal (%s) is withdrawn: nothing dead-lettered, nothing logged", async (_, remove, answer) => {
     const { node, clock, logged } = loggedNode();
     const scheduler = await AgentScheduler.start(node, { sendOptions: { ack: 'handled', onError: 'dead_letter' } });
-    const events = captureEvents(node, ['keel.agent_scheduler.delivered', 'keel.agent_scheduler.failed', 'keel.dead_letter.']);
+    const events = captureEvents(node, ['keel.agent_scheduler.delivered', 'keel.agent_scheduler.failed', 'keel.dead_letter_queue.']);
     const r = receiver(node);
     await r.hold(); // the beat waits in its mailbox, unstarted
     await scheduler.registerPeriodic(r.pid, 'beat', 100, 'beat');
