@@ -3,7 +3,7 @@ import { TelemetryBus } from '../telemetry/Telemetry.js';
 import { type Clock, isAttachable, kAttachNode, monotonicClock } from './Clock.js';
 import { IdSequence } from './IdSequence.js';
 import { Cause, DeathWatch } from './internal/DeathWatch.js';
-import type { Envelope, EnvelopeListener } from './internal/Envelope.js';
+import type { EnvelopeListener } from './internal/Envelope.js';
 import { Lifecycle, validateDelay } from './internal/Lifecycle.js';
 import { Delivery, Mailboxes } from './internal/Mailbox.js';
 import { NextTurn } from './internal/NextTurn.js';
@@ -302,13 +302,18 @@ export class KeelNode implements Node {
   }
 
   /** @internal */
-  holdInflight(p: Proc): unknown {
-    return this.#mail.holdInflight(p);
+  hold(p: Proc, message: unknown, admits: (message: unknown) => boolean): void {
+    this.#mail.hold(p, message, admits);
   }
 
   /** @internal */
-  reopenHeld(p: Proc, held: unknown): void {
-    this.#mail.reopenHeld(p, held as Envelope);
+  takeHeld(p: Proc): unknown {
+    return this.#mail.takeHeld(p);
+  }
+
+  /** @internal */
+  heldCount(p: Proc): number {
+    return this.#mail.heldCount(p);
   }
 
   /** @internal */

@@ -13,7 +13,7 @@ import { EXIT_SENTINEL, exitReasonOf, type ExitReport, ExitWatcher, F_BUSY, F_DE
 import type { TimerEntry } from './internal/TimerHeap.js';
 import type { ExitReason } from './messages.js';
 import type { NameTable } from './NameRegistry.js';
-import { Delivery } from './internal/Mailbox.js';
+import { Delivery, NO_HELD } from './internal/Mailbox.js';
 import { KeelNode, type KernelInternals } from './Node.js';
 import { type Pid, type RefImpl, RemoteMonitorWatch, type Target, type TimerRef } from './Pid.js';
 import type { GroupTable } from './ProcessGroups.js';
@@ -21,7 +21,7 @@ import type { RemoteRouter } from './remote.js';
 import type { TelemetryBus } from '../telemetry/Telemetry.js';
 import type { Context, Init, Node, SpawnOptions } from './types.js';
 
-export { Delivery, EXIT_SENTINEL, exitReasonOf, ExitWatcher, NextTurnWatcher };
+export { Delivery, EXIT_SENTINEL, exitReasonOf, ExitWatcher, NextTurnWatcher, NO_HELD };
 export type { EnvelopeListener, ExitReport, KernelInternals, Proc, RemoteRouter, TimerEntry };
 /** Making a node with its service slots filled: for `keel`'s `createNode` and the services' factories. */
 export { createRuntimeNode, type ServiceSlots } from './Node.js';
@@ -79,10 +79,16 @@ export interface Kernel extends ProcHost {
   withdrawEnvelope(to: Pid, id: string, listener?: EnvelopeListener): boolean;
   /** Lets go of the envelope `id` of `listener` that `to` is handling: its handler goes on, and how it ends is told to no one. */
   disownEnvelope(to: Pid, id: string, listener: EnvelopeListener): void;
-  /** Sets aside the envelope `p` is handling (a suspended server holds it): its handler's return does not settle it. */
-  holdInflight(p: Proc): unknown;
-  /** Hands back an envelope {@link holdInflight} set aside: in flight again, until {@link settleInflight}. */
-  reopenHeld(p: Proc, held: unknown): void;
+  /**
+   * A suspended server holds `message` (the one its handler was given) until resumed, with the
+   * envelope being handled, set aside (its handler's return does not settle it). Held messages count
+   * against a bounded mailbox's capacity; `admits` says which messages get in past them (system calls).
+   */
+  hold(p: Proc, message: unknown, admits: (message: unknown) => boolean): void;
+  /** Takes the oldest message {@link hold} kept, or {@link NO_HELD}; a supervised one is in flight again, until {@link settleInflight}. */
+  takeHeld(p: Proc): unknown;
+  /** How many messages `p` holds. */
+  heldCount(p: Proc): number;
   /** Settles the envelope `p` is handling as handled (a held message handled at last). */
   settleInflight(p: Proc): void;
   /** True when `p` is alive and its mailbox takes `n` more messages without refusing or evicting any. */

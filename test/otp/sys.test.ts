@@ -1,7 +1,7 @@
 /* eslint-disable keel/no-unmanaged-monitor -- tests observe exits by a monitor's Down, the way STYLE.md 10 asks tests to wait */
 import { describe, expect, it } from 'vitest';
 import { type CallProtocol, GenServer, type GenServerSpec, sendSupervised, StateMachine, Sys } from '../../src/index.js';
-import { probe } from '../../src/testing/index.js';
+import { captureEvents, probe } from '../../src/testing/index.js';
 import { memoryPair } from '../cluster/support.js';
 import { clockedNode, deferred, expectKeelError, failure, receiveDown, revokedProxy, spawnWithContext, useNodes, watch } from '../support.js';
 
@@ -402,5 +402,208 @@ describe('Sys on a StateMachine', () => {
     node.exit(pid, 'kill');
     await receiveDown(p, ref);
     expect((held.error as { stage: string }).stage).toBe('queued');
+  });
+});
+
+describe('Sys.suspend on a bounded server: the held messages count against the bound', () => {
+  const counter = (): GenServerSpec<string[], Calls, string> => logger();
+
+  for (const overflow of ['reject', 'drop_newest'] as const) {
+    it(`${overflow}: a message past the capacity (mailbox + held) is refused as by a full mailbox; system calls still get in; on resume the held ones are handled in order and the bound is as before`, async () => {
+      const { node } = clockedNode(track);
+      const dropped = captureEvents(node, ['keel.message.dropped']);
+      const pid = await GenServer.start(node, counter(), undefined, { mailbox: { capacity: 3, overflow } });
+      await Sys.suspend(node, pid);
+      GenServer.cast(node, pid, 'a');
+      await node.idle(); // held
+      const call = watch(GenServer.call(node, pid, { add: 'b' }));
+      node.send(pid, 'c'); // in the mailbox still: 1 held + 2 queued
+      GenServer.cast(node, pid, 'refused-cast');
+      expectKeelError(await failure(() => GenServer.call(node, pid, { add: 'refused-call' })), 'ERR_MAILBOX_FULL');
+      await node.idle(); // all three held, the mailbox empty
+      GenServer.cast(node, pid, 'refused-cast-2');
+      node.send(pid, 'refused-raw');
+      expect(await sendSupervised(node, pid, 'refused-supervised', { ack: 'handled', onError: 'ignore' })).toMatchObject({ ok: false, reason: 'mailbox_full' });
+      expect(call.status).toBe('pending');
+      // system calls: answered while suspended and full
+      expect(await Sys.getState(node, pid)).toEqual([]);
+      expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'suspended', queued: 3 });
+      expect(dropped.events.map((e) => [e.metadata.reason, e.metadata.overflow])).toEqual(Array(5).fill(['mailbox_full', undefined]));
+      expect(dropped.events.map((e) => e.metadata.message)).toMatchObject([
+        { request: 'refused-cast' },
+        { request: { add: 'refused-call' } },
+        { request: 'refused-cast-2' },
+        'refused-raw',
+        'refused-supervised',
+      ]);
+      await Sys.resume(node, pid);
+      await node.idle();
+      expect(call).toMatchObject({ status: 'resolved', value: ['cast:a', 'call:b'] });
+      expect(await Sys.getState(node, pid)).toEqual(['cast:a', 'call:b', 'info:c']);
+      expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'running', queued: 0 });
+      // the bound as before: three queued, the fourth refused
+      for (const c of ['d', 'e', 'f', 'g']) GenServer.cast(node, pid, c);
+      await node.idle();
+      expect(await Sys.getState(node, pid)).toEqual(['cast:a', 'call:b', 'info:c', 'cast:d', 'cast:e', 'cast:f']);
+      expect(dropped.events).toHaveLength(6);
+    });
+  }
+
+  it('reject: 100 casts to a suspended server of capacity 2 leave 2 held and 98 dropped; resumed, it handles the 2', async () => {
+    const { node } = clockedNode(track);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const pid = await GenServer.start(node, counter(), undefined, { mailbox: { capacity: 2, overflow: 'reject' } });
+    await Sys.suspend(node, pid);
+    for (let i = 0; i < 50; i++) {
+      GenServer.cast(node, pid, `${2 * i}`);
+      GenServer.cast(node, pid, `${2 * i + 1}`);
+      await node.idle();
+    }
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ queued: 2 });
+    expect(dropped.events).toHaveLength(98);
+    await Sys.resume(node, pid);
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['cast:0', 'cast:1']);
+  });
+
+  it('drop_oldest: a message past the capacity evicts the oldest, held ones first (they are older), each told as the kernel tells an eviction', async () => {
+    const { node } = clockedNode(track);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const pid = await GenServer.start(node, counter(), undefined, { mailbox: { capacity: 3, overflow: 'drop_oldest' } });
+    await Sys.suspend(node, pid);
+    GenServer.cast(node, pid, 'a');
+    const call = GenServer.call(node, pid, { add: 'b' }).then((v) => v, (e: unknown) => e);
+    const supervised = sendSupervised(node, pid, 'c', { ack: 'handled', onError: 'ignore' });
+    await node.idle(); // all three held
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'suspended', queued: 3 }); // a system call gets in, evicting nothing
+    GenServer.cast(node, pid, 'd'); // in the mailbox: evicts a (held)
+    GenServer.cast(node, pid, 'e'); // evicts the call b (held)
+    node.send(pid, 'f'); // evicts the supervised c (held)
+    GenServer.cast(node, pid, 'g'); // none held now: evicts d, the oldest in the mailbox
+    expectKeelError(await call, 'ERR_MAILBOX_FULL');
+    expect(await supervised).toMatchObject({ ok: false, reason: 'mailbox_full' });
+    await node.idle();
+    expect(dropped.events.map((e) => e.metadata.overflow)).toEqual(Array(4).fill('drop_oldest'));
+    expect(dropped.events.map((e) => e.metadata.message)).toMatchObject([{ request: 'a' }, { request: { add: 'b' } }, 'c', { request: 'd' }]);
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ queued: 3 });
+    expect(await Sys.getState(node, pid)).toEqual([]);
+    await Sys.resume(node, pid);
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['cast:e', 'info:f', 'cast:g']);
+    // the bound as before
+    for (const c of ['h', 'i', 'j', 'k']) GenServer.cast(node, pid, c);
+    await node.idle();
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['cast:e', 'info:f', 'cast:g', 'cast:i', 'cast:j', 'cast:k']);
+    expect(dropped.events).toHaveLength(5);
+  });
+
+  it('a Down or an Exit is never refused by the held bound, and is held like any other message for a trapping server', async () => {
+    const { node } = clockedNode(track);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const other = node.spawn(() => () => undefined);
+    const pid = await GenServer.start(
+      node,
+      { ...counter(), init: (_a: undefined, ctx) => (ctx.monitor(other), []), handleInfo: (m, log) => [...log, typeof m === 'string' ? `info:${m}` : 'down'] },
+      undefined,
+      { mailbox: { capacity: 1, overflow: 'reject' } },
+    );
+    await Sys.suspend(node, pid);
+    node.send(pid, 'a');
+    await node.idle();
+    node.exit(other, 'kill');
+    await node.idle();
+    expect(dropped.events).toEqual([]);
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ queued: 2 });
+    await Sys.resume(node, pid);
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['info:a', 'down']);
+  });
+
+  it('drop_oldest: a held Down is never evicted; the oldest held message after it is', async () => {
+    const { node } = clockedNode(track);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const other = node.spawn(() => () => undefined);
+    const pid = await GenServer.start(
+      node,
+      { ...counter(), init: (_a: undefined, ctx) => (ctx.monitor(other), []), handleInfo: (m, log) => [...log, typeof m === 'string' ? `info:${m}` : 'down'] },
+      undefined,
+      { mailbox: { capacity: 2, overflow: 'drop_oldest' } },
+    );
+    await Sys.suspend(node, pid);
+    node.exit(other, 'kill');
+    await node.idle();
+    node.send(pid, 'a');
+    await node.idle();
+    node.send(pid, 'b'); // evicts a, not the Down before it
+    await node.idle();
+    expect(dropped.events.map((e) => e.metadata.message)).toEqual(['a']);
+    await Sys.resume(node, pid);
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['down', 'info:b']);
+  });
+
+  it('an unbounded suspended server holds without limit, as before', async () => {
+    const { node } = clockedNode(track);
+    const pid = await GenServer.start(node, counter());
+    await Sys.suspend(node, pid);
+    for (let i = 0; i < 1000; i++) GenServer.cast(node, pid, `${i}`);
+    await node.idle();
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ queued: 1000 });
+    await Sys.resume(node, pid);
+    expect(await GenServer.call(node, pid, 'get')).toHaveLength(1000);
+  });
+});
+
+describe('Sys.suspend on a bounded server: what gets in past the held messages', () => {
+  it('a GenServer.stop gets in (a suspended server obeys it); an unreadable message (a revoked proxy) is bounded like any other', async () => {
+    const { node } = clockedNode(track);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const stopped: unknown[] = [];
+    const pid = await GenServer.start(node, { ...logger(), terminate: (reason) => void stopped.push(reason) }, undefined, { mailbox: { capacity: 1, overflow: 'reject' } });
+    await Sys.suspend(node, pid);
+    GenServer.cast(node, pid, 'a');
+    await node.idle();
+    node.send(pid, revokedProxy());
+    expect(dropped.events.map((e) => e.metadata.reason)).toEqual(['mailbox_full']);
+    await GenServer.stop(node, pid, 'shutdown');
+    expect(stopped).toEqual(['shutdown']);
+  });
+
+  it('suspended again by a system call queued behind the replayed backlog: what comes after is held, in order, and bounded again', async () => {
+    const { node } = clockedNode(track);
+    const pid = await GenServer.start(node, logger(), undefined, { mailbox: { capacity: 3, overflow: 'reject' } });
+    await Sys.suspend(node, pid);
+    for (const c of ['a', 'b', 'c']) GenServer.cast(node, pid, c);
+    await node.idle();
+    const resumed = Sys.resume(node, pid);
+    const suspended = Sys.suspend(node, pid); // behind the backlog: the held ones are replayed first
+    await resumed;
+    await suspended;
+    for (const c of ['d', 'e', 'f', 'g']) {
+      GenServer.cast(node, pid, c); // g refused: d, e, f held
+      await node.idle();
+    }
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'suspended', queued: 3, state: ['cast:a', 'cast:b', 'cast:c'] });
+    await Sys.resume(node, pid);
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['cast:a', 'cast:b', 'cast:c', 'cast:d', 'cast:e', 'cast:f']);
+  });
+
+  it('a held message not yet replayed still counts: between two slices of a long replay, the mailbox takes only what the replay has handled', async () => {
+    const { node } = clockedNode(track);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    let handled = 0;
+    const pid = await GenServer.start(node, { init: () => 0, handleInfo: (_m: unknown, n: number) => (handled++, n + 1) }, undefined, { mailbox: { capacity: 25_000, overflow: 'reject' } });
+    let at = -1;
+    const other = node.spawn(() => () => {
+      at = handled;
+      for (let i = 0; i < 25_000; i++) node.send(pid, 'late');
+    });
+    await Sys.suspend(node, pid);
+    for (let i = 0; i < 25_000; i++) node.send(pid, i);
+    await node.idle(); // all held: full, though a system call still gets in
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ queued: 25_000 });
+    const resumed = Sys.resume(node, pid);
+    node.send(other, 'go'); // runs between two slices of the replay
+    await resumed;
+    await node.idle();
+    expect(at === 10_000 || at === 20_000).toBe(true);
+    expect(dropped.events).toHaveLength(25_000 - at);
+    expect(await Sys.getState(node, pid)).toBe(25_000 + at);
   });
 });

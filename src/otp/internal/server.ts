@@ -82,6 +82,18 @@ function kindOfOther(msg: unknown): number {
   }
 }
 
+/**
+ * What a bounded mailbox takes past the messages a suspended server holds: those it still answers,
+ * a system call (`Sys.resume` must reach it) and a stop (OTP's is a system message too).
+ */
+function admitsWhileSuspended(msg: unknown): boolean {
+  try {
+    return msg instanceof StopMessage || (msg instanceof PendingCall && isSysCall(msg));
+  } catch {
+    return false; // an unreadable message (a revoked proxy) is bounded like any other
+  }
+}
+
 /** @internal A running server: its state machine over the callbacks. */
 export class Server<S> {
   readonly spec: GenServerSpec<S, CallProtocol, unknown>;
@@ -89,8 +101,8 @@ export class Server<S> {
   readonly ctx: Proc;
   readonly parent: Pid | 'node';
   state!: S;
-  /** The messages held while `Sys.suspend` holds the server (undefined: running). */
-  suspended: unknown[] | undefined = undefined;
+  /** True while `Sys.suspend` holds the server (the kernel keeps the messages that wait). */
+  suspended = false;
   readonly telemetry: TelemetryBus;
   /** True while {@link Server.handle} runs inside its message-flow span. */
   inSpan = false;
@@ -112,7 +124,7 @@ export class Server<S> {
     } catch {
       kind = INFO;
     }
-    if (this.suspended !== undefined && holdWhileSuspended(this, msg, kind === STOP)) return;
+    if (this.suspended && holdWhileSuspended(this, msg, kind === STOP, admitsWhileSuspended)) return;
     if (this.armedTimeout !== undefined) {
       // a message came: the timeout a callback returned is off (a Sys call is none: it keeps it)
       if (kind === TIMED_OUT) return this.#timedOut(msg as TimeoutMessage);

@@ -1,6 +1,6 @@
 import { types } from 'node:util';
 import { InvalidArgumentError, toError } from '../../errors.js';
-import { isDead, kernelOfProcess, type Proc } from '../../runtime/kernel.js';
+import { isDead, kernelOfProcess, NO_HELD, type Proc } from '../../runtime/kernel.js';
 import { isExit } from '../../runtime/messages.js';
 import { isInstance } from '../../runtime/safe.js';
 import type { Pid } from '../../runtime/Pid.js';
@@ -58,8 +58,8 @@ export interface SysHost {
   readonly parent: Pid | 'node';
   state: unknown;
   readonly spec: { readonly formatStatus?: ((status: any) => unknown) | undefined; readonly [SYS_VIEW]?: SysView };
-  /** Messages held while suspended (undefined: running). */
-  suspended: unknown[] | undefined;
+  /** True while suspended: the messages that wait are held by the kernel ({@link holdWhileSuspended}). */
+  suspended: boolean;
   readonly handle: (msg: unknown) => void | Promise<void>;
 }
 
@@ -82,9 +82,11 @@ export function isParentExit(ctx: Proc, parent: Pid | 'node', msg: unknown): boo
 
 /**
  * @internal While suspended, holds `msg` unless it is a system call, a stop or its parent's exit
- * signal ({@link isParentExit}: a suspended server still obeys it, as in OTP); true when held.
+ * signal ({@link isParentExit}: a suspended server still obeys it, as in OTP); true when held. The
+ * kernel keeps it: held messages count against a bounded mailbox's capacity, past which only
+ * `admits`'s messages (those a suspended server still answers) get in.
  */
-export function holdWhileSuspended(host: SysHost, msg: unknown, isStop: boolean): boolean {
+export function holdWhileSuspended(host: SysHost, msg: unknown, isStop: boolean, admits: (message: unknown) => boolean): boolean {
   if (isStop) return false;
   try {
     if (msg instanceof PendingCall) {
@@ -95,20 +97,9 @@ export function holdWhileSuspended(host: SysHost, msg: unknown, isStop: boolean)
     // an unreadable message (a revoked proxy) is held like any other
   }
   // a supervised message is not acknowledged 'handled' while it waits: it is when handled on resume,
-  // and is 'down' if the server dies first
-  const env = kernelOfProcess(host.ctx).holdInflight(host.ctx);
-  host.suspended!.push(env === undefined ? msg : new HeldEnvelope(msg, env));
+  // and is 'down' if the server dies first (or 'dropped' if a drop_oldest mailbox evicts it)
+  kernelOfProcess(host.ctx).hold(host.ctx, msg, admits);
   return true;
-}
-
-/** A held supervised message: the message, and its envelope (set aside until it is handled). */
-class HeldEnvelope {
-  readonly msg: unknown;
-  readonly env: unknown;
-  constructor(msg: unknown, env: unknown) {
-    this.msg = msg;
-    this.env = env;
-  }
 }
 
 /** `value`, unless it is a thenable: then `ERR_INVALID_ARGUMENT` (a rejected promise taken first, never an unhandled rejection). */
@@ -152,9 +143,9 @@ export function handleSys(host: SysHost, call: PendingCall): void | Promise<void
       const status: ServerStatus = {
         pid: host.ctx.self,
         behaviour: view.behaviour,
-        status: host.suspended === undefined ? 'running' : 'suspended',
+        status: host.suspended ? 'suspended' : 'running',
         parent: host.parent,
-        queued: host.ctx.size + (host.suspended?.length ?? 0),
+        queued: host.ctx.size + kernelOfProcess(host.ctx).heldCount(host.ctx),
         state,
       };
       call.reply(status);
@@ -175,7 +166,7 @@ export function handleSys(host: SysHost, call: PendingCall): void | Promise<void
       return;
     }
     case 'suspend':
-      host.suspended ??= [];
+      host.suspended = true;
       call.reply(undefined);
       return;
     case 'replace_state': {
@@ -192,10 +183,10 @@ export function handleSys(host: SysHost, call: PendingCall): void | Promise<void
       return;
     }
     case 'resume': {
-      const held = host.suspended;
-      host.suspended = undefined;
+      const suspended = host.suspended;
+      host.suspended = false;
       call.reply(undefined);
-      if (held !== undefined && held.length > 0) return replay(host, held, 0);
+      if (suspended) return replay(host);
       return;
     }
   }
@@ -204,38 +195,26 @@ export function handleSys(host: SysHost, call: PendingCall): void | Promise<void
 /**
  * Handles the messages held while suspended, in their order, before the mailbox's next; a long
  * backlog in slices, as the scheduler runs a long mailbox: between two, the node's other processes
- * run (and may kill the server: it then handles no more).
+ * run (and may kill the server: it then handles no more). Each is taken from the kernel as it is
+ * handled: until then it still counts against a bounded mailbox (and may be evicted from it).
  */
-function replay(host: SysHost, held: unknown[], from: number): void | Promise<void> {
-  for (let i = from; i < held.length; i++) {
-    if (isDead(host.ctx)) return;
-    if (host.suspended !== undefined) {
-      // suspended again by a held message's handling: keep the rest, in order, before anything newer
-      for (const m of held.slice(i)) if (isInstance(m, PendingCall)) m.held();
-      host.suspended.unshift(...held.slice(i));
-      return;
-    }
-    if (i - from >= SLICE) return nextSlice().then(() => replay(host, held, i));
-    const m = held[i];
+function replay(host: SysHost): void | Promise<void> {
+  const node = kernelOfProcess(host.ctx);
+  for (let n = 0; ; n++) {
+    // suspended again by a held message's handling: the rest stays held, in order, before anything newer
+    if (isDead(host.ctx) || host.suspended) return;
+    if (n >= SLICE) return nextSlice().then(() => replay(host));
+    const m = node.takeHeld(host.ctx); // a supervised one is in flight again
+    if (m === NO_HELD) return;
     if (isInstance(m, PendingCall)) m.taken();
-    if (isInstance(m, HeldEnvelope)) {
-      const node = kernelOfProcess(host.ctx);
-      node.reopenHeld(host.ctx, m.env);
-      const r = host.handle(m.msg);
-      // settled as the scheduler settles a handled message (a crash settled it at the death)
-      const settle = (): void => {
-        if (!isDead(host.ctx)) node.settleInflight(host.ctx);
-      };
-      if (r !== undefined && typeof (r as Promise<void>).then === 'function') {
-        return r.then(() => {
-          settle();
-          return replay(host, held, i + 1);
-        });
-      }
-      settle();
-      continue;
-    }
     const r = host.handle(m);
-    if (r !== undefined && typeof (r as Promise<void>).then === 'function') return r.then(() => replay(host, held, i + 1));
+    // settled as the scheduler settles a handled message (a crash settled it at the death)
+    if (r !== undefined && typeof (r as Promise<void>).then === 'function') {
+      return r.then(() => {
+        if (!isDead(host.ctx)) node.settleInflight(host.ctx);
+        return replay(host);
+      });
+    }
+    if (!isDead(host.ctx)) node.settleInflight(host.ctx);
   }
 }

@@ -6,11 +6,13 @@ import { checkTarget, nameOf, type Pid, PidImpl, procOfAny, RefImpl, setProc, ty
 import { InvalidArgumentError } from '../../errors.js';
 import type { GroupTable } from '../ProcessGroups.js';
 import type { Envelope } from './Envelope.js';
+import { HeldEnvelope, type HeldQueue } from './Held.js';
 import { type Mailboxes, removeWhere, shrink } from './Mailbox.js';
 import { EMPTY, EXIT_SENTINEL, type ExitReport, type ExitWatcher, F_BUSY, F_DEAD, F_KILLED, F_LONG, F_SCHEDULED, F_SHUTDOWN, F_TRAP, Monitor, type Proc } from './Proc.js';
 import type { ProcTable } from './ProcTable.js';
 import type { Scheduler } from './Scheduler.js';
 import type { TimerHeap } from './TimerHeap.js';
+import { isInstance } from '../safe.js';
 
 /**
  * @internal How a process came to die, which decides whether its death is logged. As OTP's crash
@@ -101,7 +103,7 @@ export class DeathWatch {
     // keep the reason for a ctx.signal first read later; the common reasons need no extras
     const x = p.x !== undefined ? p.x : reason === 'normal' ? undefined : reason === 'shutdown' ? ((p.flags |= F_SHUTDOWN), undefined) : reason === 'killed' ? ((p.flags |= F_KILLED), undefined) : p.ext();
     let inflight: Envelope | undefined;
-    let held: Set<Envelope> | undefined;
+    let held: HeldQueue | undefined;
     let hooks: Set<(reason: ExitReason) => void> | undefined;
     let report: ExitReport | undefined;
     let watchers: ExitWatcher[] | undefined;
@@ -112,6 +114,7 @@ export class DeathWatch {
       x.inflight = undefined;
       held = x.held;
       x.held = undefined;
+      x.admits = undefined;
       hooks = x.exitHooks;
       x.exitHooks = undefined;
       report = x.exitReport;
@@ -168,7 +171,10 @@ export class DeathWatch {
       else this.#mail.settleEnvelope(inflight, 'crashed', reason);
     }
     if (queued !== undefined) for (const env of queued) this.#mail.settleEnvelope(env, 'down', reason);
-    if (held !== undefined) for (const env of held) this.#mail.settleEnvelope(env, 'down', reason); // held by a suspended server, never handled
+    // held by a suspended server, never handled
+    held?.forEach((h) => {
+      if (isInstance(h, HeldEnvelope)) this.#mail.settleEnvelope(h.env, 'down', reason);
+    });
     if (left > 0) this.#droppedWith(p, left, queued, reason);
     if (x?.abort !== undefined && !x.abort.signal.aborted) x.abort.abort(reason);
     if (watchers !== undefined) this.#tellWatchers(p, watchers, reason);

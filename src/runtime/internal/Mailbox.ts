@@ -4,6 +4,7 @@ import { nameOf, type Target } from '../Pid.js';
 import { Envelope, type EnvelopeListener } from './Envelope.js';
 import { EMPTY, EXIT_SENTINEL, ExitWatcher, F_BOUNDED, F_BUSY, F_DEAD, F_LONG, F_RUNNING, F_SCHEDULED, type Proc } from './Proc.js';
 import { isInstance } from '../safe.js';
+import { HeldEnvelope, HeldQueue } from './Held.js';
 
 /**
  * The mailbox: a ring buffer inlined in the process record (`buf` of a power-of-two length, `head`,
@@ -26,6 +27,8 @@ export const SHRINK_ABOVE = 1024;
 export const NO_WAKE = F_SCHEDULED | F_RUNNING | F_BUSY | F_DEAD;
 
 const NOTHING: unique symbol = Symbol('nothing');
+/** @internal What {@link Mailboxes.takeHeld} answers when nothing is held. */
+export const NO_HELD: unique symbol = Symbol('keel.noHeld');
 
 /** @internal What the mailboxes need of the scheduler: waking a process a message arrived for. */
 export interface Waker {
@@ -100,6 +103,19 @@ function evictOldest(p: Proc): unknown {
 }
 
 /**
+ * Takes the oldest message that is not a system message out of the messages a suspended server
+ * holds (older than any in its mailbox); NOTHING when there is none.
+ */
+function evictHeld(p: Proc): unknown {
+  const x = p.x!;
+  const held = x.held;
+  if (held === undefined) return NOTHING;
+  const m = held.removeFirst(isSystemMessage, NOTHING);
+  if (held.length === 0) x.held = undefined;
+  return m;
+}
+
+/**
  * @internal The node's mailbox writes and their bookkeeping. Every message a process receives is
  * put in its mailbox by {@link Mailboxes.enqueue}; user code (telemetry handlers, the logger, an
  * envelope's listener) runs only once the mailbox and the run queue are consistent.
@@ -165,15 +181,29 @@ export class Mailboxes {
       return Delivery.NoProc;
     }
     let evicted: unknown = NOTHING;
-    if (p.size >= p.x!.capacity && !isSystemMessage(message)) {
-      if (p.x!.overflow !== 'drop_oldest') {
+    const x = p.x!;
+    // the messages a suspended server holds count as queued (they are, in OTP's mailbox); past them
+    // only, a system call still gets in (a Sys.resume must reach a suspended server that is full)
+    const held = x.held;
+    if (
+      (held === undefined ? p.size : p.size + held.length) >= x.capacity &&
+      !isSystemMessage(message) &&
+      !(held !== undefined && p.size < x.capacity && x.admits!(message))
+    ) {
+      if (x.overflow !== 'drop_oldest') {
         this.dropped(from, p.self, message, 'mailbox_full');
         return Delivery.MailboxFull;
       }
-      evicted = evictOldest(p);
+      evicted = evictHeld(p); // the held ones are older than any in the mailbox
+      if (evicted === NOTHING) evicted = evictOldest(p);
     }
     if (this.#push(p, message) === this.longAbove) this.#mailboxLong(p);
     if (evicted !== NOTHING) {
+      if (isInstance(evicted, HeldEnvelope)) {
+        this.dropped(undefined, p.self, evicted.env, 'mailbox_full', 'drop_oldest');
+        this.settleEnvelope(evicted.env, 'dropped');
+        return Delivery.Enqueued;
+      }
       this.dropped(undefined, p.self, evicted, 'mailbox_full', 'drop_oldest');
       if (Envelope.is(evicted)) this.settleEnvelope(evicted, 'dropped');
       else if (isInstance(evicted, ExitWatcher)) evicted.dropped?.(); // a pending call fails at once
@@ -196,7 +226,7 @@ export class Mailboxes {
   /** True when `p` is alive and its mailbox takes `n` more messages without refusing or evicting any. */
   canAccept(p: Proc, n: number): boolean {
     if ((p.flags & F_DEAD) !== 0) return false;
-    return (p.flags & F_BOUNDED) === 0 || p.size + n <= p.x!.capacity;
+    return (p.flags & F_BOUNDED) === 0 || p.size + (p.x!.held?.length ?? 0) + n <= p.x!.capacity;
   }
 
   // ---- supervised messages ------------------------------------------------------------------
@@ -233,27 +263,47 @@ export class Mailboxes {
   disownInflight(p: Proc, id: string, listener: EnvelopeListener): void {
     const env = p.x?.inflight;
     if (env !== undefined && env.id === id && env.listener === listener) env.listener = undefined;
-    const held = p.x?.held;
-    if (held !== undefined) for (const h of held) if (h.id === id && h.listener === listener) h.listener = undefined;
+    p.x?.held?.forEach((h) => {
+      if (isInstance(h, HeldEnvelope) && h.env.id === id && h.env.listener === listener) h.env.listener = undefined;
+    });
   }
 
   /**
-   * The envelope `p` is handling, set aside: the handler's return does not settle it (a suspended
-   * server holds the message). Settled when {@link reopenHeld} hands it back, or `down` at `p`'s death.
+   * A suspended server holds `message`, the one its handler was given, until it is resumed: kept, in
+   * order, with the process (the supervised message being handled with it, set aside: its handler's
+   * return does not settle it; `down` at the process's death). Held messages count against a bounded
+   * mailbox's capacity as the messages in it do: `admits` says which get in past them (system calls).
    */
-  holdInflight(p: Proc): Envelope | undefined {
-    const x = p.x;
-    const env = x?.inflight;
-    if (env === undefined) return undefined;
-    x!.inflight = undefined;
-    (x!.held ??= new Set()).add(env);
-    return env;
+  hold(p: Proc, message: unknown, admits: (message: unknown) => boolean): void {
+    const x = p.ext();
+    const env = x.inflight;
+    let item = message;
+    if (env !== undefined) {
+      x.inflight = undefined;
+      item = new HeldEnvelope(message, env);
+    }
+    x.admits = admits;
+    (x.held ??= new HeldQueue()).push(item);
   }
 
-  /** A held envelope handled at last: in flight again (`ctx.messageId`), settled as a handled message is. */
-  reopenHeld(p: Proc, env: Envelope): void {
-    p.x?.held?.delete(env);
-    p.ext().inflight = env;
+  /** How many messages `p` holds (see {@link hold}). */
+  heldCount(p: Proc): number {
+    return p.x?.held?.length ?? 0;
+  }
+
+  /**
+   * Takes the oldest message `p` holds, or NO_HELD: a supervised one is in flight again
+   * (`ctx.messageId`), settled as a handled message is ({@link settleInflight}).
+   */
+  takeHeld(p: Proc): unknown {
+    const x = p.x;
+    const held = x?.held;
+    if (held === undefined) return NO_HELD;
+    const m = held.shift();
+    if (held.length === 0) x!.held = undefined;
+    if (!isInstance(m, HeldEnvelope)) return m;
+    x!.inflight = m.env;
+    return m.msg;
   }
 
   /** A supervised message is being handled: its id is `ctx.messageId` until it is settled. */

@@ -5,6 +5,7 @@ import { isExitReason } from '../messages.js';
 import { isPid, type Pid, PidImpl, procOf, type Ref, RefImpl, type Target, type TimerRef, toPid } from '../Pid.js';
 import type { Context, Handler, Init, MailboxOptions, Node, SpawnOptions } from '../types.js';
 import type { Envelope } from './Envelope.js';
+import type { HeldQueue } from './Held.js';
 import type { TimerEntry } from './TimerHeap.js';
 import { isInstance } from '../safe.js';
 
@@ -99,8 +100,14 @@ export class ProcExtras {
   declare overflow: MailboxOptions['overflow'];
   /** The supervised message being handled (its id is `ctx.messageId`). */
   declare inflight: Envelope | undefined;
-  /** Supervised messages a suspended server holds (`Sys.suspend`): settled when handled, or `down` at its death. */
-  declare held: Set<Envelope> | undefined;
+  /**
+   * The messages a suspended server holds (`Sys.suspend`), oldest first; undefined when none. They
+   * count against a bounded mailbox's capacity; a supervised one is settled when handled, or `down`
+   * at the process's death.
+   */
+  declare held: HeldQueue | undefined;
+  /** Which messages a bounded mailbox takes past the held ones (a server's system calls); set with the first held. */
+  declare admits: ((message: unknown) => boolean) | undefined;
   declare exitHooks: Set<(reason: ExitReason) => void> | undefined;
   /** Told once, after the death hooks, when the process exits: a behaviour's lifecycle report (`keel.gen_server.terminate`). */
   declare exitReport: ExitReport | undefined;
@@ -121,6 +128,7 @@ export class ProcExtras {
     this.overflow = 'reject';
     this.inflight = undefined;
     this.held = undefined;
+    this.admits = undefined;
     this.exitHooks = undefined;
     this.exitReport = undefined;
     this.monitorBucket = undefined;

@@ -95,3 +95,49 @@ describe('SignalRouter bounded mailbox with message-flow tracing on (the publish
     });
   }
 });
+
+describe('SignalRouter bounded mailbox while suspended (Sys.suspend): the held publishes count against the bound', () => {
+  it('reject: of 50 publishes to a suspended router of capacity 2, 2 are taken and 48 refused (mailbox_full, counted); resumed, it routes the 2', async () => {
+    const { node } = clockedNode(track);
+    const router = await SignalRouter.start(node, { mailbox: { capacity: 2, overflow: 'reject' } });
+    const s = sink(node);
+    await router.subscribe('a', s.pid);
+    await Sys.suspend(node, router.pid);
+    const sent: PublishResult[] = [];
+    for (let i = 0; i < 50; i++) {
+      sent.push(router.publish(signal('a', i)));
+      await node.idle(); // the router holds what it was sent
+    }
+    expect(sent.map((r) => (r.ok ? 'ok' : r.reason))).toEqual([...Array(2).fill('ok'), ...Array(48).fill('mailbox_full')]);
+    expect(await Sys.getStatus(node, router.pid)).toMatchObject({ status: 'suspended', queued: 2 });
+    await Sys.resume(node, router.pid);
+    await node.idle();
+    expect(s.data).toEqual([0, 1]);
+    const stats = await router.stats();
+    expect(stats).toMatchObject({ published: 2, mailboxFull: { refused: 48, evicted: 0 } });
+    expectBalanced(stats);
+  });
+
+  it('drop_oldest: every publish to a suspended router is taken, each evicts the oldest held one (counted as evicted); resumed, it routes the last 2', async () => {
+    const { node } = clockedNode(track);
+    const router = await SignalRouter.start(node, { mailbox: { capacity: 2, overflow: 'drop_oldest' } });
+    const s = sink(node);
+    await router.subscribe('a', s.pid);
+    const events = routerEvents(node);
+    await Sys.suspend(node, router.pid);
+    const sent: PublishResult[] = [];
+    for (let i = 0; i < 50; i++) {
+      sent.push(router.publish(signal('a', i)));
+      await node.idle();
+    }
+    expect(sent.every((r) => r.ok)).toBe(true);
+    expect(await Sys.getStatus(node, router.pid)).toMatchObject({ queued: 2 });
+    await Sys.resume(node, router.pid);
+    await node.idle();
+    expect(s.data).toEqual([48, 49]);
+    const stats = await router.stats();
+    expect(stats).toMatchObject({ published: 2, mailboxFull: { refused: 0, evicted: 48 } });
+    expect(events.of('dropped').map((e) => e.metadata.signalId)).toEqual(sent.slice(0, 48).map((r) => r.id));
+    expectBalanced(stats);
+  });
+});

@@ -1,0 +1,65 @@
+import type { Envelope } from './Envelope.js';
+
+/**
+ * @internal A supervised message a suspended server holds: the message its handler was given, and
+ * its envelope, set aside (not settled) until it is handled on resume.
+ */
+export class HeldEnvelope {
+  readonly msg: unknown;
+  readonly env: Envelope;
+  constructor(msg: unknown, env: Envelope) {
+    this.msg = msg;
+    this.env = env;
+  }
+}
+
+/** Past this many taken slots, and half the array, the taken slots are given back. */
+const COMPACT_ABOVE = 1024;
+
+/**
+ * @internal The messages a suspended server holds, oldest first: a queue taken from its head in O(1)
+ * (a resumed server replays a backlog of any length), its taken slots given back as it goes.
+ */
+export class HeldQueue {
+  items: unknown[] = [];
+  head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(m: unknown): void {
+    this.items.push(m);
+  }
+
+  /** The oldest; the queue must not be empty. */
+  shift(): unknown {
+    const items = this.items;
+    const m = items[this.head];
+    items[this.head++] = undefined;
+    if (this.head >= COMPACT_ABOVE && this.head * 2 >= items.length) {
+      this.items = items.slice(this.head);
+      this.head = 0;
+    }
+    return m;
+  }
+
+  /** Takes out the oldest message `skip` does not pass over; `none` when there is none. */
+  removeFirst<N>(skip: (m: unknown) => boolean, none: N): unknown {
+    const items = this.items;
+    for (let i = this.head; i < items.length; i++) {
+      const m = items[i];
+      if (skip(m)) continue;
+      if (i === this.head) return this.shift();
+      items.splice(i, 1);
+      return m;
+    }
+    return none;
+  }
+
+  /** Each held message, oldest first. */
+  forEach(fn: (m: unknown) => void): void {
+    const items = this.items;
+    for (let i = this.head; i < items.length; i++) fn(items[i]);
+  }
+}
