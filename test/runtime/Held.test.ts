@@ -1,0 +1,116 @@
+// The queue of the messages a suspended server holds (src/runtime/internal/Held.ts), driven directly:
+// its order, its removal at and off the head, and the compaction that gives taken slots back.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { HeldQueue } from '../../src/runtime/internal/Held.js';
+
+const NONE = Symbol('none');
+const isSys = (m: unknown): boolean => typeof m === 'string' && m.startsWith('sys');
+
+function filled(n: number): HeldQueue {
+  const q = new HeldQueue();
+  for (let i = 0; i < n; i++) q.push(i);
+  return q;
+}
+
+function contents(q: HeldQueue): unknown[] {
+  const out: unknown[] = [];
+  q.forEach((m) => out.push(m));
+  return out;
+}
+
+describe('HeldQueue', () => {
+  it('takes in order from the head; length counts what is left', () => {
+    const q = filled(3);
+    expect(q.length).toBe(3);
+    expect([q.shift(), q.shift()]).toEqual([0, 1]);
+    expect(q.length).toBe(1);
+    expect(contents(q)).toEqual([2]);
+    q.push(3);
+    expect(contents(q)).toEqual([2, 3]);
+  });
+
+  it('removeFirst at the head takes the head; off the head keeps the order of the rest; none when all are skipped', () => {
+    const q = new HeldQueue();
+    for (const m of ['a', 'sys1', 'b', 'sys2', 'c']) q.push(m);
+    expect(q.removeFirst(isSys, NONE)).toBe('a');
+    expect(q.length).toBe(4);
+    expect(q.removeFirst(isSys, NONE)).toBe('b'); // behind a skipped one
+    expect(contents(q)).toEqual(['sys1', 'sys2', 'c']);
+    expect(q.removeFirst(isSys, NONE)).toBe('c');
+    expect(contents(q)).toEqual(['sys1', 'sys2']);
+    expect(q.removeFirst(isSys, NONE)).toBe(NONE);
+    expect(q.length).toBe(2);
+    expect([q.shift(), q.shift()]).toEqual(['sys1', 'sys2']);
+    expect(q.length).toBe(0);
+    expect(q.removeFirst(isSys, NONE)).toBe(NONE);
+  });
+
+  it('gives the taken slots back past 1024 of them and half the array: what is left, in order, and nothing more', () => {
+    const q = filled(3000);
+    for (let i = 0; i < 1023; i++) q.shift();
+    expect(q.head).toBe(1023); // under the bound: not compacted yet
+    expect(q.items.length).toBe(3000);
+    q.shift(); // 1024 taken, not half of 3000
+    expect(q.items.length).toBe(3000);
+    for (let i = 1024; i < 1500; i++) q.shift(); // 1500 taken: half
+    expect(q.head).toBe(0);
+    expect(q.items).toHaveLength(1500);
+    expect(q.items[0]).toBe(1500);
+    expect(q.length).toBe(1500);
+    const rest: unknown[] = [];
+    while (q.length > 0) rest.push(q.shift());
+    expect(rest).toEqual(Array.from({ length: 1500 }, (_, i) => 1500 + i));
+    expect(q.items.length).toBeLessThanOrEqual(1024); // the last compaction gave the slots back
+  });
+
+  it('a removal at the head counts toward the compaction as a shift does; one off the head past the bound keeps the order', () => {
+    const q = new HeldQueue();
+    q.push('sys');
+    for (let i = 0; i < 4000; i++) q.push(i);
+    // every removal is behind the system message at the head
+    for (let i = 0; i < 3000; i++) expect(q.removeFirst(isSys, NONE)).toBe(i);
+    expect(q.length).toBe(1001);
+    expect(contents(q)).toEqual(['sys', ...Array.from({ length: 1000 }, (_, i) => 3000 + i)]);
+    expect(q.items.length - q.head).toBe(1001);
+    expect(q.items.length).toBeLessThanOrEqual(2 * 1024 + 1001); // the removed slots are given back as they go
+  });
+
+  it('matches a plain array under any mix of push, shift and removeFirst', () => {
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('push' as const), sys: fc.boolean() }),
+      fc.record({ kind: fc.constant('shift' as const) }),
+      fc.record({ kind: fc.constant('remove' as const) }),
+      fc.record({ kind: fc.constant('burst' as const), n: fc.integer({ min: 0, max: 3000 }) }),
+      fc.record({ kind: fc.constant('drain' as const), n: fc.integer({ min: 0, max: 3000 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+        const q = new HeldQueue();
+        const model: unknown[] = [];
+        let seq = 0;
+        const push = (sys: boolean): void => {
+          const m = sys ? `sys${seq++}` : seq++;
+          q.push(m);
+          model.push(m);
+        };
+        for (const o of ops) {
+          if (o.kind === 'push') push(o.sys);
+          else if (o.kind === 'burst') for (let i = 0; i < o.n; i++) push(i % 97 === 0);
+          else if (o.kind === 'shift' || o.kind === 'drain') {
+            const n = o.kind === 'shift' ? 1 : o.n;
+            for (let i = 0; i < n && model.length > 0; i++) expect(q.shift()).toBe(model.shift());
+          } else {
+            const at = model.findIndex((m) => !isSys(m));
+            expect(q.removeFirst(isSys, NONE)).toBe(at === -1 ? NONE : model.splice(at, 1)[0]);
+          }
+          expect(q.length).toBe(model.length);
+          // the slots held beyond what is left are bounded: never more than the compaction bound or what is left
+          expect(q.head).toBeLessThanOrEqual(Math.max(1024, q.items.length - q.head));
+        }
+        expect(contents(q)).toEqual(model);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
