@@ -76,6 +76,33 @@ describe('HeldQueue', () => {
     expect(q.items.length).toBeLessThanOrEqual(2 * 1024 + 1001); // the removed slots are given back as they go
   });
 
+  it('a removal behind a few system messages costs a write per one of them, not one per held message (a drop_oldest server holding a Down first)', () => {
+    const q = new HeldQueue();
+    q.push('sys');
+    for (let i = 0; i < 20_000; i++) q.push(i);
+    // count the writes into the queue's array (splice moved every message behind the removed one)
+    let writes = 0;
+    q.items = new Proxy(q.items, {
+      set(target, key, value) {
+        writes++;
+        return Reflect.set(target, key, value);
+      },
+      deleteProperty(target, key) {
+        writes++;
+        return Reflect.deleteProperty(target, key);
+      },
+    });
+    for (let i = 0; i < 100; i++) {
+      expect(q.removeFirst(isSys, NONE)).toBe(i);
+      q.push(20_000 + i);
+    }
+    expect(writes).toBeLessThanOrEqual(100 * 4);
+    expect(q.length).toBe(20_001);
+    const all = contents(q);
+    expect(all[0]).toBe('sys');
+    expect(all.slice(1)).toEqual(Array.from({ length: 20_000 }, (_, i) => 100 + i));
+  });
+
   it('matches a plain array under any mix of push, shift and removeFirst', () => {
     const op = fc.oneof(
       fc.record({ kind: fc.constant('push' as const), sys: fc.boolean() }),

@@ -44,14 +44,20 @@ export class HeldQueue {
     return m;
   }
 
-  /** Takes out the oldest message `skip` does not pass over; `none` when there is none. */
+  /**
+   * Takes out the oldest message `skip` does not pass over; `none` when there is none. The ones
+   * passed over (a few system messages) move up one slot each and the head is taken, as the mailbox
+   * evicts: O(passed over), not O(held) as a splice is (a drop_oldest server holding a Down first
+   * would move every held message at each eviction).
+   */
   removeFirst<N>(skip: (m: unknown) => boolean, none: N): unknown {
     const items = this.items;
-    for (let i = this.head; i < items.length; i++) {
+    const head = this.head;
+    for (let i = head; i < items.length; i++) {
       const m = items[i];
       if (skip(m)) continue;
-      if (i === this.head) return this.shift();
-      items.splice(i, 1);
+      for (let j = i; j > head; j--) items[j] = items[j - 1];
+      this.shift(); // the oldest passed-over one, now also one slot down: the head's slot is given back
       return m;
     }
     return none;
