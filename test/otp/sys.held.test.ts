@@ -1,0 +1,306 @@
+/* eslint-disable keel/no-unmanaged-monitor -- tests observe exits by a monitor's Down, the way STYLE.md 10 asks tests to wait */
+// The messages a suspended server holds (Sys.suspend), attacked: its death with every kind of message
+// held, callers that give up while their call is held, a long replay and a suspend behind it, a
+// million held messages, and GenServer.stop to a full or suspended bounded server.
+import { describe, expect, it } from 'vitest';
+import { GenServer, type GenServerSpec, type MailboxOptions, sendSupervised, Sys } from '../../src/index.js';
+import type { EnvelopeListener } from '../../src/runtime/internal/Envelope.js';
+import { exitWatchersOf, type Proc } from '../../src/runtime/kernel.js';
+import { captureEvents, expectNoLeaks } from '../../src/testing/index.js';
+import { clockedNode, deferred, expectKeelError, fakeLogger, useNodes, watch } from '../support.js';
+
+const track = useNodes();
+
+/** A server that logs what it handles, in order; a call { add } replies the log. */
+function logger(): GenServerSpec<string[], { request: 'get'; reply: string[] } | { request: { add: string }; reply: string[] }, string> {
+  return {
+    init: () => [],
+    handleCall: (req, _from, log) => {
+      if (req === 'get') return { reply: log, state: log };
+      const next = [...log, `call:${req.add}`];
+      return { reply: next, state: next };
+    },
+    handleCast: (c, log) => [...log, `cast:${c}`],
+    handleInfo: (m, log) => [...log, typeof m === 'string' ? `info:${m}` : typeof m === 'object' && m !== null && 'reason' in m ? `signal:${String((m as { reason: unknown }).reason)}` : 'other'],
+  };
+}
+
+function recording(): EnvelopeListener & { outcomes: unknown[][] } {
+  const outcomes: unknown[][] = [];
+  return {
+    outcomes,
+    handled: () => void outcomes.push(['handled']),
+    failed: (reason, error) => void outcomes.push([reason, error]),
+  };
+}
+
+const MAILBOXES: (MailboxOptions | undefined)[] = [undefined, { capacity: 100, overflow: 'reject' }, { capacity: 100, overflow: 'drop_oldest' }];
+
+describe('a suspended server killed with every kind of message held', () => {
+  for (const mailbox of MAILBOXES) {
+    it(`${mailbox === undefined ? 'unbounded' : mailbox.overflow}: held calls fail with the exit (stage queued), held supervised messages settle down once, the death reports only what was still in the mailbox, nothing leaks`, async () => {
+      const { node } = clockedNode(track);
+      const dropped = captureEvents(node, ['keel.message.dropped']);
+      const watched = node.spawn(() => () => undefined);
+      const linked = node.spawn(() => () => undefined);
+      const pid = await GenServer.start(
+        node,
+        {
+          ...logger(),
+          init: (_a: undefined, ctx) => {
+            ctx.trapExits();
+            ctx.link(linked);
+            ctx.monitor(watched);
+            return [];
+          },
+        },
+        undefined,
+        mailbox === undefined ? {} : { mailbox },
+      );
+      const proc = node.resolve(pid)!;
+      await Sys.suspend(node, pid);
+      // held: a call, a cast, an info, a supervised message, a Down, an Exit
+      const heldCall = GenServer.call(node, pid, { add: 'held' }).then(() => undefined, (e: unknown) => e);
+      GenServer.cast(node, pid, 'held');
+      node.send(pid, 'held');
+      const heldEnv = recording();
+      node.deliverEnvelope(undefined, proc, 'held-supervised', 'held-1', heldEnv);
+      const handled = sendSupervised(node, pid, 'held-handled', { ack: 'handled', onError: 'ignore' });
+      node.exit(watched, 'kill');
+      node.exit(linked, 'kill');
+      await node.idle();
+      expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'suspended', queued: 7 });
+      expect(proc.size).toBe(0);
+      // still in the mailbox when it dies: a call, a cast, a supervised message
+      const queuedCall = GenServer.call(node, pid, { add: 'queued' }).then(() => undefined, (e: unknown) => e);
+      GenServer.cast(node, pid, 'queued');
+      const queuedEnv = recording();
+      node.deliverEnvelope(undefined, proc, 'queued-supervised', 'queued-1', queuedEnv);
+      expect(proc.size).toBe(3);
+      node.exit(pid, 'kill');
+      expect(heldEnv.outcomes).toEqual([['down', 'killed']]);
+      expect(queuedEnv.outcomes).toEqual([['down', 'killed']]);
+      for (const call of [await heldCall, await queuedCall]) {
+        expectKeelError(call, 'ERR_CALL_EXIT');
+        expect(call).toMatchObject({ stage: 'queued' });
+      }
+      expect(await handled).toMatchObject({ ok: false, reason: 'process_down' });
+      await node.idle();
+      expect(heldEnv.outcomes).toHaveLength(1);
+      expect(queuedEnv.outcomes).toHaveLength(1);
+      expect(node.internals().envelopes).toBe(0);
+      // the death's one event counts the three left in the mailbox (as before: the held ones never were)
+      const deaths = dropped.events.filter((e) => e.metadata.reason === 'receiver_exited');
+      expect(deaths.map((e) => [e.measurements.count, e.metadata.ids])).toEqual([[3, ['queued-1']]]);
+      expect(dropped.events).toHaveLength(1);
+      expect(exitWatchersOf(proc)).toEqual([]);
+      expectNoLeaks(node);
+    });
+  }
+});
+
+describe('a caller that gives up on its held call', () => {
+  it('a call whose caller dies, whose timeout fires or whose signal aborts while held fails at once; on resume each request is still handled (as a queued one is), its reply going nowhere', async () => {
+    const logger_ = fakeLogger();
+    const { node, clock } = clockedNode(track, { logger: logger_ });
+    const pid = await GenServer.start(node, logger());
+    await Sys.suspend(node, pid);
+    const started = deferred();
+    const caller = node.spawn((ctx) => {
+      GenServer.call(ctx, pid, { add: 'dead-caller' }).catch(() => undefined); // its caller is gone when it fails
+      started.resolve();
+      return () => undefined;
+    });
+    await started.promise;
+    const timed = GenServer.call(node, pid, { add: 'timed-out' }, 1000).then(() => undefined, (e: unknown) => e);
+    const controller = new AbortController();
+    const aborted = GenServer.call(node, pid, { add: 'aborted' }, { signal: controller.signal }).then(() => undefined, (e: unknown) => e);
+    await node.idle();
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ queued: 3 });
+    node.exit(caller, 'kill');
+    await clock.advance(1000);
+    controller.abort(new Error('enough'));
+    expectKeelError(await timed, 'ERR_CALL_TIMEOUT');
+    expectKeelError(await aborted, 'ERR_ABORTED');
+    expectNoLeaks(node); // nothing held for the dead caller
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ queued: 3 }); // held still, as queued calls stay queued
+    await Sys.resume(node, pid);
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['call:dead-caller', 'call:timed-out', 'call:aborted']);
+    expect(logger_.errors).toEqual([]);
+  });
+
+  it('drop_oldest: a held call evicted after its caller gave up is reported dropped and fails no one twice', async () => {
+    const logger_ = fakeLogger();
+    const { node, clock } = clockedNode(track, { logger: logger_ });
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const pid = await GenServer.start(node, logger(), undefined, { mailbox: { capacity: 1, overflow: 'drop_oldest' } });
+    await Sys.suspend(node, pid);
+    const timed = watch(GenServer.call(node, pid, { add: 'timed-out' }, 10));
+    await node.idle();
+    await clock.advance(10);
+    await node.idle();
+    expect(timed.status).toBe('rejected');
+    GenServer.cast(node, pid, 'evicts');
+    await node.idle(); // held in turn (a system call to a full mailbox would evict it)
+    expect(dropped.events.map((e) => [e.metadata.message, e.metadata.overflow])).toMatchObject([[{ request: { add: 'timed-out' } }, 'drop_oldest']]);
+    await Sys.resume(node, pid);
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['cast:evicts']);
+    expect(logger_.errors).toEqual([]);
+  });
+});
+
+describe('a long replay', () => {
+  it('a suspend sent during a long replay waits behind it: every held message handled in order, then what came later held, and held + mailbox never past the capacity', async () => {
+    const { node } = clockedNode(track);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const capacity = 25_000;
+    const seen: number[] = [];
+    const pid = await GenServer.start(
+      node,
+      { init: () => 0, handleInfo: (m: unknown, n: number) => (seen.push(m as number), n + 1), handleCall: (_r: unknown, _f, n: number) => ({ reply: n, state: n }) },
+      undefined,
+      { mailbox: { capacity, overflow: 'reject' } },
+    );
+    const proc = node.resolve(pid)!;
+    const held = (): number => (proc as Proc & { x?: { held?: { length: number } } }).x?.held?.length ?? 0;
+    let peak = 0;
+    let suspendedAgain: Promise<void> | undefined;
+    let at = -1;
+    const between = node.spawn((ctx) => () => {
+      at = seen.length;
+      suspendedAgain = Sys.suspend(ctx, pid);
+      for (let i = 0; i < capacity; i++) node.send(pid, capacity + i);
+      peak = Math.max(peak, proc.size + held());
+    });
+    await Sys.suspend(node, pid);
+    for (let i = 0; i < capacity; i++) node.send(pid, i);
+    await node.idle();
+    expect(held()).toBe(capacity);
+    const resumed = Sys.resume(node, pid);
+    node.send(between, 'go'); // runs between two slices of the replay
+    await resumed;
+    await suspendedAgain;
+    await node.idle();
+    expect(at === 10_000 || at === 20_000).toBe(true);
+    // the replay went on past the suspend; it got in, as a system call does, and what it held is the late ones
+    expect(seen).toEqual(Array.from({ length: capacity }, (_, i) => i));
+    // the suspend, a system call, took one place: the late ones got the places the replay had freed but one
+    expect(peak).toBe(capacity);
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'suspended', queued: at - 1 });
+    expect(dropped.events).toHaveLength(capacity - at + 1);
+    await Sys.resume(node, pid);
+    expect(await GenServer.call(node, pid, 'count')).toBe(capacity + at - 1);
+    expect(seen.slice(capacity)).toEqual(Array.from({ length: at - 1 }, (_, i) => capacity + i));
+    expect(held()).toBe(0);
+  });
+
+  it('unbounded: a million held messages replayed in order, in slices; the taken slots are given back as it goes', async () => {
+    const { node } = clockedNode(track);
+    const n = 1_000_000;
+    let next = 0;
+    let outOfOrder = 0;
+    const pid = await GenServer.start(node, {
+      init: () => 0,
+      handleInfo: (m: unknown, c: number) => {
+        if (m !== next++) outOfOrder++;
+        return c + 1;
+      },
+      handleCall: (_r: unknown, _f, c: number) => ({ reply: c, state: c }),
+    });
+    const proc = node.resolve(pid)! as Proc & { x?: { held?: { items: unknown[]; head: number; length: number } } };
+    const spare: number[] = [];
+    const sampler = node.spawn(() => () => {
+      const q = proc.x?.held;
+      if (q !== undefined) spare.push(q.items.length - q.length);
+    });
+    await Sys.suspend(node, pid);
+    for (let i = 0; i < n; i++) node.send(pid, i);
+    await node.idle();
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ queued: n });
+    const resumed = Sys.resume(node, pid);
+    for (let i = 0; i < 50; i++) node.send(sampler, i);
+    await resumed;
+    expect(await GenServer.call(node, pid, 'count')).toBe(n);
+    expect(outOfOrder).toBe(0);
+    expect(proc.x?.held).toBeUndefined();
+    expect(spare.length).toBeGreaterThan(0);
+    // between two slices the array keeps at most as many taken slots as it has messages left (or 1024)
+    for (const s of spare) expect(s).toBeLessThanOrEqual(n / 2 + 10_000);
+  });
+});
+
+describe('GenServer.stop to a bounded server, and StopMessage as an exit watcher', () => {
+  it('a stop queued in a full drop_oldest mailbox that the server then takes resolves once; it was never on a watcher list', async () => {
+    const { node } = clockedNode(track);
+    const gate = deferred();
+    const started = deferred();
+    const terminated: unknown[] = [];
+    const pid = await GenServer.start(
+      node,
+      { ...logger(), handleCast: async (c: string, log: string[]) => (c === 'wait' ? (started.resolve(), await gate.promise, log) : [...log, c]), terminate: (r) => void terminated.push(r) },
+      undefined,
+      { mailbox: { capacity: 2, overflow: 'drop_oldest' } },
+    );
+    const proc = node.resolve(pid)!;
+    GenServer.cast(node, pid, 'wait');
+    await started.promise;
+    GenServer.cast(node, pid, 'a');
+    GenServer.cast(node, pid, 'b'); // full
+    const stop = watch(GenServer.stop(node, pid, 'shutdown')); // evicts a
+    expect(exitWatchersOf(proc)).toEqual([]);
+    gate.resolve();
+    await node.idle();
+    expect(stop.status).toBe('resolved');
+    expect(terminated).toEqual(['shutdown']);
+    expect(node.isAlive(pid)).toBe(false);
+  });
+
+  it('a stop to a suspended drop_oldest server whose held messages fill it gets in without evicting any; the held calls fail with the exit', async () => {
+    const { node } = clockedNode(track);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const pid = await GenServer.start(node, logger(), undefined, { mailbox: { capacity: 2, overflow: 'drop_oldest' } });
+    await Sys.suspend(node, pid);
+    const call = GenServer.call(node, pid, { add: 'held' }).then(() => undefined, (e: unknown) => e);
+    GenServer.cast(node, pid, 'held');
+    await node.idle();
+    await GenServer.stop(node, pid, 'shutdown');
+    expect(dropped.events).toEqual([]);
+    expectKeelError(await call, 'ERR_CALL_EXIT');
+    expect(await call).toMatchObject({ stage: 'queued', reason: 'shutdown' });
+  });
+
+  it('a stop that timed out and is then evicted fails once, with the timeout', async () => {
+    const { node, clock } = clockedNode(track);
+    const gate = deferred();
+    const started = deferred();
+    const pid = await GenServer.start(node, { ...logger(), handleCast: async (_c: string, log: string[]) => (started.resolve(), await gate.promise, log) }, undefined, { mailbox: { capacity: 1, overflow: 'drop_oldest' } });
+    GenServer.cast(node, pid, 'wait');
+    await started.promise;
+    let settled = 0;
+    const stop = GenServer.stop(node, pid, 'normal', 50).then(() => settled++, (e: unknown) => (settled++, e));
+    await clock.advance(50);
+    expectKeelError(await stop, 'ERR_CALL_TIMEOUT');
+    GenServer.cast(node, pid, 'evicts the stop');
+    gate.resolve();
+    await node.idle();
+    expect(settled).toBe(1);
+    expect(node.isAlive(pid)).toBe(true);
+  });
+});
+
+describe('what a suspended server shows', () => {
+  it('getStatus and replaceState count the held with the queued; node.info and the observer count the mailbox only, as before', async () => {
+    const { node } = clockedNode(track);
+    const pid = await GenServer.start(node, logger(), undefined, { mailbox: { capacity: 10, overflow: 'reject' } });
+    await Sys.suspend(node, pid);
+    for (const c of ['a', 'b', 'c']) GenServer.cast(node, pid, c);
+    await node.idle();
+    GenServer.cast(node, pid, 'd'); // in the mailbox still
+    expect(node.info(pid)).toMatchObject({ mailboxLength: 1 });
+    expect(await Sys.replaceState<string[]>(node, pid, (s) => [...s, 'replaced'])).toEqual(['replaced']);
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'suspended', queued: 4, state: ['replaced'] });
+    expect(node.info(pid)).toMatchObject({ mailboxLength: 0 });
+    await Sys.resume(node, pid);
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['replaced', 'cast:a', 'cast:b', 'cast:c', 'cast:d']);
+  });
+});
