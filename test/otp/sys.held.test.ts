@@ -2,12 +2,13 @@
 // The messages a suspended server holds (Sys.suspend), attacked: its death with every kind of message
 // held, callers that give up while their call is held, a long replay and a suspend behind it, a
 // million held messages, and GenServer.stop to a full or suspended bounded server.
+import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { GenServer, type GenServerSpec, type MailboxOptions, sendSupervised, Sys } from '../../src/index.js';
 import type { EnvelopeListener } from '../../src/runtime/internal/Envelope.js';
 import { exitWatchersOf, type Proc } from '../../src/runtime/kernel.js';
 import { captureEvents, expectNoLeaks } from '../../src/testing/index.js';
-import { clockedNode, deferred, expectKeelError, fakeLogger, useNodes, watch } from '../support.js';
+import { clockedNode, deferred, expectKeelError, failure, fakeLogger, useNodes, watch } from '../support.js';
 
 const track = useNodes();
 
@@ -285,6 +286,21 @@ describe('GenServer.stop to a bounded server, and StopMessage as an exit watcher
     await node.idle();
     expect(settled).toBe(1);
     expect(node.isAlive(pid)).toBe(true);
+  });
+
+  it('a refused stop, as its dropped event shows it, is its reason, not the kernel\'s watcher links', async () => {
+    const { node } = clockedNode(track);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const gate = deferred();
+    const started = deferred();
+    const pid = await GenServer.start(node, { ...logger(), handleCast: async (_c: string, log: string[]) => (started.resolve(), await gate.promise, log) }, undefined, { mailbox: { capacity: 1, overflow: 'reject' } });
+    GenServer.cast(node, pid, 'wait');
+    await started.promise;
+    GenServer.cast(node, pid, 'fills');
+    expectKeelError(await failure(() => GenServer.stop(node, pid, 'shutdown')), 'ERR_MAILBOX_FULL');
+    const shown = inspect(dropped.events[0]!.metadata.message);
+    expect(shown).toBe("StopMessage { reason: 'shutdown' }");
+    gate.resolve();
   });
 });
 

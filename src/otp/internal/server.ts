@@ -1,6 +1,7 @@
 // A running GenServer: the messages a server is sent besides its info messages, the state machine
 // of its callbacks (calls, casts, infos, continues, timeouts, terminate) and how their results are
 // read. GenServer.ts holds the public face: the types, start, call, cast, stop.
+import { inspect, type InspectOptionsStylized } from 'node:util';
 import { InvalidArgumentError, toError } from '../../errors.js';
 import { exitedWith, ExitWatcher, isDead, kernelOfProcess, type Proc } from '../../runtime/kernel.js';
 import { type Exit, isExitReason, type ExitReason } from '../../runtime/messages.js';
@@ -50,6 +51,11 @@ export class StopMessage extends ExitWatcher {
     const f = this.#onDropped;
     this.#onDropped = undefined;
     f?.();
+  }
+
+  /** As `util.inspect` shows it (a refused stop's `keel.message.dropped` event): its reason, not the watcher links it inherits. */
+  [inspect.custom](_depth?: number, options?: InspectOptionsStylized, inspectFn?: typeof inspect): string {
+    return `StopMessage { reason: ${(typeof inspectFn === 'function' ? inspectFn : inspect)(this.reason, options)} }`;
   }
 }
 
