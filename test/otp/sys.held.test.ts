@@ -195,6 +195,71 @@ describe('a long replay', () => {
     expect(held()).toBe(0);
   });
 
+  it('killed between two slices of a replay: each supervised message settled once, handled or down, the held calls failed queued, nothing in flight left', async () => {
+    const { node } = clockedNode(track);
+    const n = 25_000;
+    const outcomes = new Map<string, number>();
+    let settled = 0;
+    const listener: EnvelopeListener = {
+      handled: () => void (settled++, outcomes.set('handled', (outcomes.get('handled') ?? 0) + 1)),
+      failed: (reason) => void (settled++, outcomes.set(reason, (outcomes.get(reason) ?? 0) + 1)),
+    };
+    let handled = 0;
+    const pid = await GenServer.start(node, { init: () => 0, handleInfo: (_m: unknown, c: number) => (handled++, c + 1), handleCall: (_r: unknown, _f, c: number) => ({ reply: c, state: c }) }, undefined, { mailbox: { capacity: n + 1, overflow: 'reject' } });
+    const proc = node.resolve(pid)!;
+    let at = -1;
+    const killer = node.spawn(() => () => {
+      at = handled;
+      node.exit(pid, 'kill');
+    });
+    await Sys.suspend(node, pid);
+    for (let i = 0; i < n; i++) node.deliverEnvelope(undefined, proc, i, `m${i}`, listener);
+    const lastCall = GenServer.call(node, pid, 'last').then(() => undefined, (e: unknown) => e);
+    await node.idle();
+    const resumed = Sys.resume(node, pid);
+    node.send(killer, 'go');
+    await resumed;
+    await node.idle();
+    expect(at === 10_000 || at === 20_000).toBe(true);
+    expect(handled).toBe(at);
+    expect(Object.fromEntries(outcomes)).toEqual({ handled: at, down: n - at });
+    expect(settled).toBe(n);
+    expect(node.internals().envelopes).toBe(0);
+    expect(await lastCall).toMatchObject({ code: 'ERR_CALL_EXIT', stage: 'queued', reason: 'killed' });
+  });
+
+  it('a replayed message that stops or crashes the server: the one handled settles as handled or crashed, the rest held fail queued or down', async () => {
+    for (const how of ['stop', 'crash'] as const) {
+      const { node } = clockedNode(track);
+      const boom = new Error('boom');
+      const pid = await GenServer.start(node, {
+        ...logger(),
+        handleInfo: (m: unknown, log: string[]) => {
+          if (m === 'end') {
+            if (how === 'crash') throw boom;
+            return { stop: 'normal', state: log };
+          }
+          return [...log, String(m)];
+        },
+      });
+      const proc = node.resolve(pid)!;
+      await Sys.suspend(node, pid);
+      const first = recording();
+      node.deliverEnvelope(undefined, proc, 'end', 'end', first);
+      const after = recording();
+      node.deliverEnvelope(undefined, proc, 'after', 'after', after);
+      const call = GenServer.call(node, pid, { add: 'after' }).then(() => undefined, (e: unknown) => e);
+      await node.idle();
+      await Sys.resume(node, pid);
+      await node.idle();
+      expect(node.isAlive(pid)).toBe(false);
+      expect(first.outcomes).toEqual([how === 'stop' ? ['handled'] : ['crashed', boom]]);
+      expect(after.outcomes).toEqual([['down', how === 'stop' ? 'normal' : boom]]);
+      expect(await call).toMatchObject({ code: 'ERR_CALL_EXIT', stage: 'queued' });
+      expect(node.internals().envelopes).toBe(0);
+    }
+  });
+
   it('unbounded: a million held messages replayed in order, in slices; the taken slots are given back as it goes', async () => {
     const { node } = clockedNode(track);
     const n = 1_000_000;
