@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { GenServer, type GenServerSpec, type MailboxOptions, sendSupervised, Sys } from '../../src/index.js';
 import type { EnvelopeListener } from '../../src/runtime/internal/Envelope.js';
 import { exitWatchersOf, type Proc } from '../../src/runtime/kernel.js';
+import { StopMessage } from '../../src/otp/internal/server.js';
+import { SysRequest } from '../../src/otp/internal/sys.js';
 import { captureEvents, expectNoLeaks } from '../../src/testing/index.js';
 import { clockedNode, deferred, expectKeelError, failure, fakeLogger, useNodes, watch } from '../support.js';
 
@@ -366,6 +368,43 @@ describe('GenServer.stop to a bounded server, and StopMessage as an exit watcher
     const shown = inspect(dropped.events[0]!.metadata.message);
     expect(shown).toBe("StopMessage { reason: 'shutdown' }");
     gate.resolve();
+  });
+});
+
+describe('what the capacity check asks of a message past the held ones', () => {
+  // the kernel runs no user code between its capacity check and the write into the mailbox: a proxy's
+  // traps (a Vue reactive object, an immer draft, or a hostile one) must not run there
+  it('a proxy message, or a call whose request is a proxy, runs none of its traps there: refused as any message past the bound', async () => {
+    for (const shape of ['message', 'request', 'message inheriting', 'request inheriting'] as const) {
+      const { node } = clockedNode(track);
+      const dropped = captureEvents(node, ['keel.message.dropped']);
+      const pid = await GenServer.start(node, logger(), undefined, { mailbox: { capacity: 2, overflow: 'reject' } });
+      const proc = node.resolve(pid)!;
+      await Sys.suspend(node, pid);
+      GenServer.cast(node, pid, 'a');
+      GenServer.cast(node, pid, 'b');
+      await node.idle(); // both held: full, the mailbox itself empty
+      let trapped = 0;
+      // a trap that kills the server and claims to be what gets in past the held messages
+      const claims = shape.startsWith('message') ? StopMessage.prototype : SysRequest.prototype;
+      const trap = new Proxy({}, {
+        getPrototypeOf: () => {
+          trapped++;
+          node.exit(pid, 'kill');
+          return claims;
+        },
+      });
+      // the proxy itself, or a plain object with the proxy as its prototype (instanceof walks up to it)
+      const proxy: object = shape.endsWith('inheriting') ? Object.create(trap) : trap;
+      if (shape.startsWith('message')) node.send(pid, proxy);
+      else expectKeelError(await failure(() => GenServer.call(node, pid, proxy as never)), 'ERR_MAILBOX_FULL');
+      expect(trapped).toBe(0);
+      expect(node.isAlive(pid)).toBe(true);
+      expect(dropped.events.map((e) => e.metadata.reason)).toEqual(['mailbox_full']);
+      expect(proc.size).toBe(0);
+      await Sys.resume(node, pid);
+      expect(await GenServer.call(node, pid, 'get')).toEqual(['cast:a', 'cast:b']);
+    }
   });
 });
 

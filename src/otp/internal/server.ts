@@ -1,7 +1,7 @@
 // A running GenServer: the messages a server is sent besides its info messages, the state machine
 // of its callbacks (calls, casts, infos, continues, timeouts, terminate) and how their results are
 // read. GenServer.ts holds the public face: the types, start, call, cast, stop.
-import { inspect, type InspectOptionsStylized } from 'node:util';
+import { inspect, type InspectOptionsStylized, types } from 'node:util';
 import { InvalidArgumentError, toError } from '../../errors.js';
 import { exitedWith, ExitWatcher, isDead, kernelOfProcess, type Proc } from '../../runtime/kernel.js';
 import { type Exit, isExitReason, type ExitReason } from '../../runtime/messages.js';
@@ -11,7 +11,7 @@ import type { TelemetryBus } from '../../telemetry/Telemetry.js';
 import type { MessageFlow } from '../../telemetry/tracing.js';
 import type { CallProtocol, GenServerSpec } from './spec.js';
 import { type From, PendingCall } from './calls.js';
-import { handleSys, holdWhileSuspended, isParentExit, isSysCall } from './sys.js';
+import { handleSys, holdWhileSuspended, isParentExit, isSysCall, SysRequest } from './sys.js';
 import { adopt, isThenable } from './thenable.js';
 /** @internal A cast's message (a StateMachine is cast to the same way). */
 export class CastMessage {
@@ -90,14 +90,18 @@ function kindOfOther(msg: unknown): number {
 
 /**
  * What a bounded mailbox takes past the messages a suspended server holds: those it still answers,
- * a system call (`Sys.resume` must reach it) and a stop (OTP's is a system message too).
+ * a system call (`Sys.resume` must reach it) and a stop (OTP's is a system message too). Asked by the
+ * kernel between its capacity check and its write into the mailbox, where no user code may run: read
+ * by {@link madeBy}, never `instanceof` (which runs a proxy's `getPrototypeOf`, the message's or one
+ * up its prototype chain, as a call's request may be).
  */
 function admitsWhileSuspended(msg: unknown): boolean {
-  try {
-    return msg instanceof StopMessage || (msg instanceof PendingCall && isSysCall(msg));
-  } catch {
-    return false; // an unreadable message (a revoked proxy) is bounded like any other
-  }
+  return madeBy(msg, StopMessage) || (madeBy(msg, PendingCall) && madeBy((msg as PendingCall).request, SysRequest));
+}
+
+/** True when `v` was made by `C` itself (none of these three is subclassed), read with no code of `v`'s run: no proxy trap, no prototype chain walked. */
+function madeBy(v: unknown, C: { readonly prototype: object }): boolean {
+  return typeof v === 'object' && v !== null && !types.isProxy(v) && Object.getPrototypeOf(v) === C.prototype;
 }
 
 /** @internal A running server: its state machine over the callbacks. */
