@@ -493,7 +493,8 @@ describe('worker transport: the protocol version check', () => {
       [undefined, undefined, NO_VERSION],
       [2, 2, 'speaks version 2'],
       ['1', undefined, NO_VERSION],
-      [NaN, undefined, NO_VERSION],
+      [NaN, NaN, 'speaks version NaN'],
+      [1.5, 1.5, 'speaks version 1.5'],
     ] as const) {
       // the test is the hub here, speaking the control protocol by hand: a handle of another version
       const { port1, port2 } = new MessageChannel();

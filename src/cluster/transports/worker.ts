@@ -78,9 +78,9 @@ const JOIN_ACK_TIMEOUT_MS = 2000;
 type ToHub = readonly ['join', string, number, number] | readonly ['peer-ack', string];
 type ToNode = readonly ['peer', string, MessagePort] | readonly ['joined'] | readonly ['refused', string] | readonly ['refused', string, 'protocol', number];
 
-/** A version as the other side presented it: a number, or undefined for anything else (no version). */
+/** A version as the other side presented it: any number (1.5 and NaN say what came), or undefined for anything else (no version). */
 function presentedVersion(v: unknown): number | undefined {
-  return typeof v === 'number' && Number.isSafeInteger(v) ? v : undefined;
+  return typeof v === 'number' ? v : undefined;
 }
 
 /** Options of a worker transport. */
