@@ -1,5 +1,6 @@
 // The queue of the messages a suspended server holds (src/runtime/internal/Held.ts), driven directly:
-// its order, its removal at and off the head, and the compaction that gives taken slots back.
+// its order, its removal at and off the head (the oldest not skipped, or every one a predicate picks),
+// and the compaction that gives taken slots back.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { HeldQueue } from '../../src/runtime/internal/Held.js';
@@ -44,6 +45,52 @@ describe('HeldQueue', () => {
     expect([q.shift(), q.shift()]).toEqual(['sys1', 'sys2']);
     expect(q.length).toBe(0);
     expect(q.removeFirst(isSys, NONE)).toBe(NONE);
+  });
+
+  it('removeWhere takes every one it picks, at the head, in the middle and at the tail, keeping the order of the rest; undefined, with nothing written, when it picks none', () => {
+    const q = new HeldQueue();
+    for (const m of ['x1', 'a', 'x2', 'b', 'c', 'x3']) q.push(m);
+    q.shift(); // a taken slot at the head: the removal starts past it
+    q.push('x4');
+    const picked = (m: unknown): boolean => typeof m === 'string' && m.startsWith('x');
+    expect(q.removeWhere(picked)).toEqual(['x2', 'x3', 'x4']);
+    expect(q.length).toBe(3);
+    expect(contents(q)).toEqual(['a', 'b', 'c']);
+    expect(q.removeWhere((m) => m === 'a')).toEqual(['a']); // at the head
+    expect(contents(q)).toEqual(['b', 'c']);
+    const before = q.items;
+    const asked: unknown[] = [];
+    expect(
+      q.removeWhere((m) => {
+        asked.push(m);
+        return false;
+      }),
+    ).toBeUndefined();
+    expect(asked).toEqual(['b', 'c']); // each asked once
+    expect(q.items).toBe(before);
+    expect(contents(q)).toEqual(['b', 'c']);
+    q.push('d');
+    expect([q.shift(), q.shift(), q.shift()]).toEqual(['b', 'c', 'd']);
+  });
+
+  it('removeWhere of every one left gives the array back; of none on an empty queue, undefined', () => {
+    const q = filled(5);
+    q.shift();
+    expect(q.removeWhere(() => true)).toEqual([1, 2, 3, 4]);
+    expect(q.length).toBe(0);
+    expect([q.items.length, q.head]).toEqual([0, 0]);
+    expect(q.removeWhere(() => true)).toBeUndefined();
+    q.push('next');
+    expect(q.shift()).toBe('next');
+  });
+
+  it('removeWhere past 1024 taken slots and half of what is left gives the taken slots back, the rest in order', () => {
+    const q = filled(3000);
+    for (let i = 0; i < 1100; i++) q.shift(); // 1100 taken: not half of 3000, kept
+    expect(q.head).toBe(1100);
+    expect(q.removeWhere((m) => (m as number) >= 2000)).toHaveLength(1000);
+    expect(q.head).toBe(0); // 1100 taken, 900 left: compacted
+    expect(q.items).toEqual(Array.from({ length: 900 }, (_, i) => 1100 + i));
   });
 
   it('gives the taken slots back past 1024 of them and half the array: what is left, in order, and nothing more', () => {
@@ -103,11 +150,12 @@ describe('HeldQueue', () => {
     expect(all.slice(1)).toEqual(Array.from({ length: 20_000 }, (_, i) => 100 + i));
   });
 
-  it('matches a plain array under any mix of push, shift and removeFirst', () => {
+  it('matches a plain array under any mix of push, shift, removeFirst and removeWhere', () => {
     const op = fc.oneof(
       fc.record({ kind: fc.constant('push' as const), sys: fc.boolean() }),
       fc.record({ kind: fc.constant('shift' as const) }),
       fc.record({ kind: fc.constant('remove' as const) }),
+      fc.record({ kind: fc.constant('removeWhere' as const), mod: fc.integer({ min: 1, max: 7 }), rest: fc.integer({ min: 0, max: 6 }) }),
       fc.record({ kind: fc.constant('burst' as const), n: fc.integer({ min: 0, max: 3000 }) }),
       fc.record({ kind: fc.constant('drain' as const), n: fc.integer({ min: 0, max: 3000 }) }),
     );
@@ -127,6 +175,11 @@ describe('HeldQueue', () => {
           else if (o.kind === 'shift' || o.kind === 'drain') {
             const n = o.kind === 'shift' ? 1 : o.n;
             for (let i = 0; i < n && model.length > 0; i++) expect(q.shift()).toBe(model.shift());
+          } else if (o.kind === 'removeWhere') {
+            const picked = (m: unknown): boolean => typeof m === 'number' && m % o.mod === o.rest;
+            const taken = model.filter(picked);
+            model.splice(0, model.length, ...model.filter((m) => !picked(m)));
+            expect(q.removeWhere(picked)).toEqual(taken.length === 0 ? undefined : taken);
           } else {
             const at = model.findIndex((m) => !isSys(m));
             expect(q.removeFirst(isSys, NONE)).toBe(at === -1 ? NONE : model.splice(at, 1)[0]);

@@ -63,6 +63,38 @@ export class HeldQueue {
     return none;
   }
 
+  /**
+   * Takes out every message `drop` is true of, keeping the order of the rest; answers them, oldest
+   * first, or undefined when there was none (then nothing is written). O(held): `drop` is asked once
+   * of each, and the ones behind the first taken move down over it (a sender taking its copy back,
+   * as a mailbox's are, by {@link removeWhere}). Its taken slots at the head are given back as a
+   * shift's are.
+   */
+  removeWhere(drop: (m: unknown) => boolean): unknown[] | undefined {
+    const items = this.items;
+    const end = items.length;
+    let i = this.head;
+    while (i < end && !drop(items[i])) i++;
+    if (i === end) return undefined;
+    const removed = [items[i]];
+    let kept = i;
+    for (i++; i < end; i++) {
+      const m = items[i];
+      if (drop(m)) removed.push(m);
+      else items[kept++] = m;
+    }
+    items.length = kept;
+    if (this.head === kept) {
+      // none left: the taken slots at the head go too
+      this.items = [];
+      this.head = 0;
+    } else if (this.head >= COMPACT_ABOVE && this.head * 2 >= kept) {
+      this.items = items.slice(this.head);
+      this.head = 0;
+    }
+    return removed;
+  }
+
   /** Each held message, oldest first. */
   forEach(fn: (m: unknown) => void): void {
     const items = this.items;
