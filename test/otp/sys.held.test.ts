@@ -1,10 +1,11 @@
 /* eslint-disable keel/no-unmanaged-monitor -- tests observe exits by a monitor's Down, the way STYLE.md 10 asks tests to wait */
 // The messages a suspended server holds (Sys.suspend), attacked: its death with every kind of message
 // held, callers that give up while their call is held, a long replay and a suspend behind it, a
-// million held messages, and GenServer.stop to a full or suspended bounded server.
+// million held messages, GenServer.stop to a full or suspended bounded server, and a held supervised
+// message taken back by its sender (withdrawn, as an unstarted one in the mailbox is).
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { GenServer, type GenServerSpec, type MailboxOptions, sendSupervised, Sys } from '../../src/index.js';
+import { broadcastSupervised, GenServer, type GenServerSpec, type MailboxOptions, sendSupervised, Sys } from '../../src/index.js';
 import type { EnvelopeListener } from '../../src/runtime/internal/Envelope.js';
 import { exitWatchersOf, type Proc } from '../../src/runtime/kernel.js';
 import { StopMessage } from '../../src/otp/internal/server.js';
@@ -422,5 +423,161 @@ describe('what a suspended server shows', () => {
     expect(node.info(pid)).toMatchObject({ mailboxLength: 0 });
     await Sys.resume(node, pid);
     expect(await GenServer.call(node, pid, 'get')).toEqual(['replaced', 'cast:a', 'cast:b', 'cast:c', 'cast:d']);
+  });
+});
+
+describe('a supervised message a suspended server holds is withdrawn as an unstarted one is (in OTP it is still in the mailbox)', () => {
+  const RETRY = { ack: 'handled', timeout: 100, backoff: { initialMs: 10, jitter: 'none' }, onError: 'ignore' } as const;
+
+  it("ack 'handled', retries 1: the timeout takes the held copy back; after resume the server handles the message once, the retry's copy, and the send is ok after 2 attempts", async () => {
+    const { node, clock } = clockedNode(track);
+    const retried = captureEvents(node, ['keel.supervised_send.retry']);
+    const pid = await GenServer.start(node, logger());
+    const proc = node.resolve(pid)!;
+    await Sys.suspend(node, pid);
+    const w = watch(sendSupervised(node, pid, 'job', { ...RETRY, retries: 1 }));
+    await node.idle();
+    expect(node.heldCount(proc)).toBe(1);
+    expect(node.internals().envelopes).toBe(1);
+    await clock.advance(100); // the first attempt times out: its held copy is withdrawn
+    expect(node.heldCount(proc)).toBe(0);
+    expect(node.internals().envelopes).toBe(0);
+    expect(retried.events.map((e) => [e.measurements.attempt, e.metadata.reason])).toEqual([[2, 'timeout']]);
+    await clock.advance(10); // the retry's copy, held in turn
+    await node.idle();
+    expect(node.heldCount(proc)).toBe(1);
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'suspended', queued: 1 });
+    expect(w.status).toBe('pending');
+    await Sys.resume(node, pid);
+    await node.idle();
+    expect(w.value).toEqual({ ok: true, id: w.value?.id, attempts: 2 });
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['info:job']);
+    expect(node.internals().envelopes).toBe(0);
+    expectNoLeaks(node);
+  });
+
+  it("retries 0: the outcome is timeout after 1 attempt, and after resume the server never handles the message", async () => {
+    const { node, clock } = clockedNode(track);
+    const pid = await GenServer.start(node, logger());
+    const proc = node.resolve(pid)!;
+    await Sys.suspend(node, pid);
+    GenServer.cast(node, pid, 'before');
+    const w = watch(sendSupervised(node, pid, 'job', RETRY));
+    GenServer.cast(node, pid, 'after');
+    await node.idle();
+    expect(node.heldCount(proc)).toBe(3);
+    await clock.advance(99);
+    expect(w.status).toBe('pending');
+    await clock.advance(1);
+    expect(w.value).toMatchObject({ ok: false, reason: 'timeout', attempts: 1 });
+    expect(node.heldCount(proc)).toBe(2); // taken from between the two others
+    await Sys.resume(node, pid);
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['cast:before', 'cast:after']);
+    expect(node.internals().envelopes).toBe(0);
+    expectNoLeaks(node);
+  });
+
+  it("a send's abort takes its held copy back: aborted, never handled after resume", async () => {
+    const { node } = clockedNode(track);
+    const pid = await GenServer.start(node, logger());
+    await Sys.suspend(node, pid);
+    const abort = new AbortController();
+    const w = watch(sendSupervised(node, pid, 'job', { ack: 'handled', signal: abort.signal, onError: 'ignore' }));
+    await node.idle();
+    abort.abort('changed my mind');
+    await node.idle();
+    expect(w.value).toMatchObject({ ok: false, reason: 'aborted', attempts: 1, lastError: 'changed my mind' });
+    expect(node.heldCount(node.resolve(pid)!)).toBe(0);
+    await Sys.resume(node, pid);
+    expect(await GenServer.call(node, pid, 'get')).toEqual([]);
+    expect(node.internals().envelopes).toBe(0);
+  });
+
+  it("takes back only its own held copy: another sender's copy held under the same id is handled on resume and settles handled, once", async () => {
+    const { node, clock } = clockedNode(track);
+    const pid = await GenServer.start(node, logger());
+    const proc = node.resolve(pid)!;
+    await Sys.suspend(node, pid);
+    const other = recording();
+    node.deliverEnvelope(undefined, proc, 'other', 'same-id', other);
+    const w = watch(sendSupervised(node, pid, 'mine', { ...RETRY, id: 'same-id' }));
+    await node.idle();
+    expect(node.heldCount(proc)).toBe(2);
+    await clock.advance(100);
+    expect(w.value).toMatchObject({ ok: false, id: 'same-id', reason: 'timeout', attempts: 1 });
+    expect(node.heldCount(proc)).toBe(1);
+    expect(other.outcomes).toEqual([]);
+    await Sys.resume(node, pid);
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['info:other']);
+    expect(other.outcomes).toEqual([['handled']]);
+    expect(node.internals().envelopes).toBe(0);
+  });
+
+  it('held messages that are proxies (revoked, or trapping everything) run no trap as the withdrawal looks past them', async () => {
+    const { node, clock } = clockedNode(track);
+    const pid = await GenServer.start(node, logger());
+    const proc = node.resolve(pid)!;
+    await Sys.suspend(node, pid);
+    const revocable = Proxy.revocable({}, {});
+    revocable.revoke();
+    let traps = 0;
+    const trapping = new Proxy({}, { get: () => void traps++, has: () => (traps++, true), getPrototypeOf: () => (traps++, null) });
+    node.send(pid, revocable.proxy);
+    const w = watch(sendSupervised(node, pid, 'job', RETRY));
+    node.send(pid, trapping);
+    await node.idle();
+    traps = 0;
+    await clock.advance(100);
+    expect(w.value).toMatchObject({ ok: false, reason: 'timeout', attempts: 1 });
+    expect(node.heldCount(proc)).toBe(2);
+    expect(traps).toBe(0);
+    expect(node.internals().envelopes).toBe(0);
+  });
+
+  it('a bounded suspended server: the withdrawal frees a place (held + mailbox one fewer), which the next message takes; the order of the rest is kept', async () => {
+    const { node, clock } = clockedNode(track);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const pid = await GenServer.start(node, logger(), undefined, { mailbox: { capacity: 3, overflow: 'reject' } });
+    const proc = node.resolve(pid)!;
+    await Sys.suspend(node, pid);
+    GenServer.cast(node, pid, 'a');
+    const w = watch(sendSupervised(node, pid, 'job', RETRY));
+    GenServer.cast(node, pid, 'b');
+    await node.idle();
+    GenServer.cast(node, pid, 'refused'); // full: 3 held
+    expect(dropped.events.map((e) => e.metadata.reason)).toEqual(['mailbox_full']);
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'suspended', queued: 3 });
+    await clock.advance(100);
+    expect(w.value).toMatchObject({ ok: false, reason: 'timeout', attempts: 1 });
+    expect(node.heldCount(proc)).toBe(2);
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'suspended', queued: 2 });
+    GenServer.cast(node, pid, 'c'); // the freed place
+    await node.idle();
+    GenServer.cast(node, pid, 'refused again');
+    expect(dropped.events.map((e) => e.metadata.reason)).toEqual(['mailbox_full', 'mailbox_full']); // a withdrawal is no drop
+    await Sys.resume(node, pid);
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['cast:a', 'cast:b', 'cast:c']);
+    expect(node.internals().envelopes).toBe(0);
+    expectNoLeaks(node);
+  });
+
+  it("broadcastSupervised, ack 'handled' with a retry: the suspended target's held copy is taken back at the timeout; after resume each target handled the message once", async () => {
+    const { node, clock } = clockedNode(track);
+    const held = await GenServer.start(node, logger());
+    const free = await GenServer.start(node, logger());
+    await Sys.suspend(node, held);
+    const w = watch(broadcastSupervised(node, [held, free], 'job', { ...RETRY, retries: 1 }));
+    await clock.advance(100);
+    expect(node.heldCount(node.resolve(held)!)).toBe(0);
+    await clock.advance(10);
+    await node.idle();
+    expect(node.heldCount(node.resolve(held)!)).toBe(1); // the retry's copy only
+    await Sys.resume(node, held);
+    await node.idle();
+    expect(w.value).toMatchObject({ ok: true, delivered: 2, failed: 0 });
+    expect(w.value?.results.map((r) => r.outcome.attempts)).toEqual([2, 1]);
+    expect(await GenServer.call(node, held, 'get')).toEqual(['info:job']);
+    expect(await GenServer.call(node, free, 'get')).toEqual(['info:job']);
+    expect(node.internals().envelopes).toBe(0);
   });
 });

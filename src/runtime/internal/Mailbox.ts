@@ -240,18 +240,36 @@ export class Mailboxes {
     return result;
   }
 
-  /** Takes back the queued, not yet started envelopes `id` (of `listener`, if given) of `p`. */
+  /**
+   * Takes back the queued, not yet started envelopes `id` (of `listener`, if given) of `p`: those in
+   * its mailbox and those a suspended server holds (never given to its callbacks: in OTP's mailbox
+   * still), each settled `withdrawn`; a held one gives its place in a bounded mailbox back as a
+   * queued one does.
+   */
   withdrawEnvelope(p: Proc, id: string, listener?: EnvelopeListener): boolean {
     if (this.envelopes === 0) return false;
+    // by its sender's listener when given: another send may use the same id
+    const mine = (env: Envelope): boolean => env.id === id && (listener === undefined || env.listener === listener);
     const removed: Envelope[] = [];
-    removeWhere(p, (m) => {
-      // by its sender's listener when given: another send may use the same id
-      if (Envelope.is(m) && m.id === id && (listener === undefined || m.listener === listener)) {
-        removed.push(m);
-        return true;
+    const x = p.x;
+    const held = x?.held;
+    if (held !== undefined) {
+      // the held ones first: they are older than any in the mailbox
+      const taken = held.removeWhere((h) => isInstance(h, HeldEnvelope) && mine(h.env));
+      if (taken !== undefined) {
+        if (held.length === 0) x!.held = undefined;
+        for (const h of taken) removed.push((h as HeldEnvelope).env);
       }
-      return false;
-    });
+    }
+    if (p.size > 0) {
+      removeWhere(p, (m) => {
+        if (Envelope.is(m) && mine(m)) {
+          removed.push(m);
+          return true;
+        }
+        return false;
+      });
+    }
     for (const env of removed) this.settleEnvelope(env, 'withdrawn');
     return removed.length > 0;
   }

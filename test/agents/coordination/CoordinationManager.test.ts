@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CoordinationManager } from '../../../src/agents/coordination/CoordinationManager.js';
 import type { CoordinationManagerHandle, CoordinationManagerOptions, CoordinationOutcome } from '../../../src/agents/coordination/types.js';
-import { GenServer, Supervisor, type DeadLetter, type Node, type Pid } from '../../../src/index.js';
+import { GenServer, Supervisor, Sys, type DeadLetter, type Node, type Pid } from '../../../src/index.js';
 import type { Kernel } from '../../../src/runtime/kernel.js';
 import { captureEvents, type TestClock } from '../../../src/testing/index.js';
 import {
@@ -737,6 +737,31 @@ describe('CoordinationManager: a buffered message that times out while being flu
     expect(ok(await node.deadLetters.retry([dead[0]!.id]))).toMatchObject([{ ok: true }]);
     await node.idle();
     expect(r.handled).toEqual(['busy', 'waiting']);
+  });
+
+  it('held by a suspended receiver (never given to its callbacks): taken back and dead-lettered as one not started, never handled on resume; the queue delivers it once', async () => {
+    const { node, clock } = setup();
+    const cm = await start(node, { timeout: 100, failureThreshold: 1, resetAfterMs: 50 });
+    const sender = idler(node);
+    await openByName(cm, sender, 'svc', 1);
+    const buffered = await cm.coordinate(sender, 'svc', 'waiting');
+    const handled: unknown[] = [];
+    const svc = await GenServer.start(node, { init: () => undefined, handleInfo: (m: unknown) => void handled.push(m) }, undefined, { name: 'svc' });
+    await Sys.suspend(node, svc);
+    await clock.advance(50); // half-open: the probe is held by the suspended receiver
+    expect(await Sys.getStatus(node, svc)).toMatchObject({ status: 'suspended', queued: 1 });
+    await clock.advance(100);
+    await node.settle();
+    expect(await Sys.getStatus(node, svc)).toMatchObject({ status: 'suspended', queued: 0 });
+    const dead = await deadLetters(node);
+    expect(dead.map((d) => [d.message, d.reason, d.metadata.id])).toEqual([['waiting', 'timeout', buffered.id]]);
+    await Sys.resume(node, svc);
+    await node.idle();
+    expect(handled).toEqual([]); // the withdrawn copy never reached the handler
+    expect(await cm.stats()).toMatchObject({ deadLettered: 1, unconfirmed: 0, inFlight: 0 });
+    expect(ok(await node.deadLetters.retry([dead[0]!.id]))).toMatchObject([{ ok: true }]);
+    await node.idle();
+    expect(handled).toEqual(['waiting']);
   });
 });
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isSignal } from '../../../src/agents/Signal.js';
+import { GenServer, Sys } from '../../../src/index.js';
 import { SignalRouter } from '../../../src/agents/router/SignalRouter.js';
 import { expectNoLeaks } from '../../../src/testing/index.js';
 import { clockedNode, HOUR, settlesWithin, stepWallClock, useNodes } from '../../support.js';
@@ -100,6 +101,29 @@ describe('SignalRouter deliveries (the router’s own supervised messages)', () 
     for (const s of slow) expect(s.data).toEqual([0]); // the second copy was withdrawn unstarted at its timeout
     const stats = await router.stats();
     expect(stats).toMatchObject({ delivered: 0, failed: 6, inFlight: 0, buffered: 0 });
+    expectBalanced(stats);
+  });
+
+  it('a delivery held by a suspended subscriber (never given to its callbacks) is withdrawn at its timeout as an unstarted one is: never handled on resume', async () => {
+    const { node, clock } = clockedNode(track);
+    const router = await SignalRouter.start(node, { deliveryTimeout: 100 });
+    const got: unknown[] = [];
+    const pid = await GenServer.start(node, { init: () => undefined, handleInfo: (m: unknown) => void (isSignal(m) && got.push(m.data)) });
+    await router.subscribe('t', pid, { maxInFlight: 1 });
+    await Sys.suspend(node, pid);
+    const events = routerEvents(node);
+    publishAll(router, 't', 1);
+    await node.settle();
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'suspended', queued: 1 });
+    await clock.advance(100);
+    await events.until('dropped', 1);
+    expect(events.of('dropped').map((e) => e.metadata.failure)).toEqual(['timeout']);
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'suspended', queued: 0 });
+    await Sys.resume(node, pid);
+    await node.idle();
+    expect(got).toEqual([]);
+    const stats = await router.stats();
+    expect(stats).toMatchObject({ delivered: 0, failed: 1, inFlight: 0, buffered: 0 });
     expectBalanced(stats);
   });
 });
