@@ -3,7 +3,7 @@
 // says how many there are.
 import type { Browser } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { Pid, startObserver, Supervisor } from '../../../src/index.js';
+import { createSignal, Pid, SignalRouter, startObserver, Supervisor } from '../../../src/index.js';
 import { useNodes } from '../../support.js';
 import { go, openObserver, QUIET, skipWithoutChromium, useBrowser } from './browser.js';
 
@@ -66,6 +66,33 @@ describe.skipIf(skipWithoutChromium)('observer page: long names, long lists (Chr
       const { page } = view;
       expect(await page.locator('#groups table tbody tr').count()).toBe(100);
       expect(await page.textContent('#groups-total')).toBe('100 shown of 150 groups: the first by name');
+    } finally {
+      await view.close();
+      await obs.close();
+    }
+  });
+
+  it("a router whose own mailbox is bounded shows its bound beside its name, and its refused and evicted publishes among its totals; an unbounded one neither", async () => {
+    const node = track();
+    await SignalRouter.start(node, { name: 'open' });
+    const bounded = await SignalRouter.start(node, { name: 'bounded', mailbox: { capacity: 2, overflow: 'reject' } });
+    // 5 publishes in one turn: 2 taken, 3 refused (mailbox_full)
+    const answers = Array.from({ length: 5 }, (_, i) => bounded.publish(createSignal({ type: 'order.created', source: '/shop', data: i })));
+    expect(answers.map((a) => (a.ok ? 'ok' : a.reason))).toEqual(['ok', 'ok', 'mailbox_full', 'mailbox_full', 'mailbox_full']);
+    await node.idle();
+    const obs = await startObserver(node, QUIET);
+    const view = await openObserver(browser, obs, '#/registry');
+    try {
+      const { page } = view;
+      const totals = page.locator('.sub .totals');
+      await totals.first().waitFor();
+      const texts = await totals.allTextContents();
+      expect(texts).toHaveLength(2);
+      expect(texts.find((t) => t.includes('mailboxRefused'))).toBe('published 2 · delivered 0 · failed 0 · buffered 0 · inFlight 0 · dropped 0 · mailboxRefused 3 · mailboxEvicted 0');
+      expect(texts.filter((t) => t.includes('mailbox'))).toHaveLength(1);
+      // the bound itself, beside the bounded router's name only
+      expect(await page.locator('.sub h3 .mailbox-bound').allTextContents()).toEqual([' mailbox 2, reject']);
+      if (process.env.KEEL_SHOT) await page.screenshot({ path: process.env.KEEL_SHOT });
     } finally {
       await view.close();
       await obs.close();

@@ -12,6 +12,12 @@ export function totals(t, keys) {
 }
 
 const nameOf = (x) => text(x.name ?? x.pid ?? '');
+
+/** A router's own mailbox bound, beside its name (nothing for an unbounded one). */
+function mailboxBound(m) {
+  if (!m || typeof m !== 'object' || typeof m.capacity !== 'number') return null;
+  return h('span', { class: 'muted mailbox-bound' }, ` mailbox ${int(m.capacity)}, ${text(m.overflow)}`);
+}
 const NAMES = 25;
 
 export function mount(root, ctx) {
@@ -70,7 +76,7 @@ export function mount(root, ctx) {
             h(
               'div',
               { class: 'sub' },
-              h('h3', null, nameOf(rt), ' ', rt.pid ? pidLink(rt.pid) : null, rt.error ? [' ', badge(`unreadable: ${text(rt.error)}`, 'bad')] : null),
+              h('h3', null, nameOf(rt), ' ', rt.pid ? pidLink(rt.pid) : null, rt.error ? [' ', badge(`unreadable: ${text(rt.error)}`, 'bad')] : null, mailboxBound(rt.totals?.mailbox)),
               totals(rt.totals, ['published', 'delivered', 'failed', 'buffered', 'inFlight', 'dropped', ...(rt.totals?.mailbox ? ['mailboxRefused', 'mailboxEvicted'] : [])]),
               table(
                 [
