@@ -125,6 +125,81 @@ describe('AgentScheduler.start', () => {
     }
     expect(node.processes().length).toBe(before);
   });
+
+  // the send options were the caller's own object, read again at the start's process, at each
+  // registration and at each delivery: a getter could answer the check one thing and the deliveries another
+  it("reads each send option once, at the start: a signal getter that answered undefined to the check never puts the caller's aborted signal on a delivery", async () => {
+    const { node, clock } = clockedNode(track, { random: () => 0.5 });
+    const aborted = new AbortController();
+    aborted.abort('the caller aborted');
+    let reads = 0;
+    const sendOptions = {
+      get signal() {
+        reads++;
+        return reads > 1 ? aborted.signal : undefined;
+      },
+    };
+    const scheduler = await AgentScheduler.start(node, { sendOptions: sendOptions as never });
+    const events = captureEvents(node, ['keel.agent_scheduler.']);
+    const r = receiver(node);
+    await scheduler.registerPeriodic(r.pid, 'beat', 100, 'beat');
+    await clock.advance(100);
+    await node.settle();
+    expect(r.seen.map((m) => m.message)).toEqual(['beat']);
+    expect(events.events.map((e) => e.event)).toEqual(['keel.agent_scheduler.delivered']);
+    expect(reads).toBe(1);
+  });
+
+  it("reads each send option once, at the start: retries that answered 0 to the start retry no delivery, and a waiting one is never logged at the scheduler's stop", async () => {
+    const { node, clock, logged } = loggedNode();
+    let reads = 0;
+    const sendOptions = {
+      onError: 'log',
+      backoff: { initialMs: 20, factor: 1, jitter: 'none' },
+      get retries() {
+        reads++;
+        return reads > 1 ? 3 : 0;
+      },
+    } as const;
+    const scheduler = await AgentScheduler.start(node, { sendOptions });
+    const events = captureEvents(node, ['keel.agent_scheduler.', 'keel.supervised_send.retry']);
+    const full = receiver(node, { mailbox: { capacity: 1, overflow: 'reject' } });
+    await full.hold();
+    node.send(full.pid, 'filler'); // its mailbox is full: its beat is refused
+    await scheduler.registerPeriodic(full.pid, 'beat', 1000, 'beat');
+    await clock.advance(1000);
+    await node.settle();
+    expect(events.events.map((e) => [e.event, e.measurements.attempts, e.metadata.reason])).toEqual([['keel.agent_scheduler.failed', 1, 'mailbox_full']]);
+    expect(logged).toEqual([['warn', expect.stringMatching(/failed after 1 attempt\(s\): mailbox_full$/), 'mailbox_full']]);
+    await GenServer.stop(node, scheduler.pid);
+    await node.settle();
+    expect(logged).toHaveLength(1);
+    expect(reads).toBe(1);
+    full.release();
+  });
+
+  it('reads each send option once, at the start: metadata whose getter throws when read again does not crash a registration', async () => {
+    const { node, clock } = clockedNode(track, { random: () => 0.5 });
+    let reads = 0;
+    const metadata = {
+      get tag() {
+        if (++reads > 1) throw new Error('read twice');
+        return 'night';
+      },
+    };
+    const scheduler = await AgentScheduler.start(node, { sendOptions: { metadata } });
+    const events = captureEvents(node, ['keel.agent_scheduler.delivered', 'keel.supervised_send.send.start']);
+    const r = receiver(node);
+    expect(await scheduler.registerPeriodic(r.pid, 'beat', 100, 'beat')).toBe('ok');
+    await clock.advance(100);
+    await node.settle();
+    expect(r.seen.map((m) => m.message)).toEqual(['beat']);
+    expect(events.events.map((e) => [e.event, e.metadata.tag, e.metadata.schedule])).toEqual([
+      ['keel.supervised_send.send.start', 'night', 'beat'],
+      ['keel.agent_scheduler.delivered', undefined, undefined],
+    ]);
+    expect(reads).toBe(1);
+  });
 });
 
 // ---- registerPeriodic ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
-import { checkKeys, InvalidArgumentError } from '../../errors.js';
-import { type SendOptions, toSettings } from '../../delivery/sendSupervised.js';
+import { checkKeys, InvalidArgumentError, readKnownOptions } from '../../errors.js';
+import { SEND_OPTIONS, type SendOptions, toSettings } from '../../delivery/sendSupervised.js';
 import { checkStoreOption } from '../store/stores.js';
-import type { AgentSchedulerOptions, MissedPolicy, PeriodicOptions } from './types.js';
+import type { AgentSchedulerOptions, MissedPolicy, PeriodicOptions, ScheduledSendOptions } from './types.js';
 
 // @internal The AgentScheduler's checks at the door: before anything is sent.
 
@@ -40,18 +40,36 @@ export function validateOptions(options: unknown): AgentSchedulerOptions {
   if (options === undefined) return {};
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name?, sendOptions?, store? }', options);
   checkKeys(options, ['name', 'sendOptions', 'store'], 'options');
-  const { sendOptions, store } = options as AgentSchedulerOptions;
+  const { name, sendOptions, store } = options as AgentSchedulerOptions;
   if (store !== undefined) checkStoreOption(store, 'options.store');
-  if (sendOptions !== undefined) {
-    if (typeof sendOptions !== 'object' || sendOptions === null) throw new InvalidArgumentError('options.sendOptions', 'a SendOptions object without id and signal', sendOptions);
-    for (const own of ['id', 'signal'] as const) {
-      if ((sendOptions as SendOptions)[own] !== undefined) {
-        throw new InvalidArgumentError(`options.sendOptions.${own}`, 'undefined', (sendOptions as SendOptions)[own], 'the scheduler sets it for every delivery');
-      }
+  const checked: AgentSchedulerOptions = {};
+  if (name !== undefined) checked.name = name;
+  if (store !== undefined) checked.store = store;
+  if (sendOptions !== undefined) checked.sendOptions = sendOptionsOf(sendOptions);
+  return checked;
+}
+
+/**
+ * The send options, each read once into a plain copy (its metadata copied, its backoff made plain):
+ * the copy is what is checked and what every delivery uses, so that a getter answering otherwise
+ * when read again (at a registration, at a delivery) can put no signal of the caller's on a
+ * delivery, make deliveries retry that the scheduler thought could not wait, or crash the scheduler.
+ */
+function sendOptionsOf(sendOptions: unknown): ScheduledSendOptions {
+  if (typeof sendOptions !== 'object' || sendOptions === null) throw new InvalidArgumentError('options.sendOptions', 'a SendOptions object without id and signal', sendOptions);
+  // a stray key or an option that throws when read is named as a send names it ('options.<key>')
+  const read = readKnownOptions(sendOptions, SEND_OPTIONS, 'options') as Record<string, unknown>;
+  for (const own of ['id', 'signal'] as const) {
+    if (read[own] !== undefined) {
+      throw new InvalidArgumentError(`options.sendOptions.${own}`, 'undefined', read[own], 'the scheduler sets it for every delivery');
     }
-    toSettings(sendOptions); // throws on a bad send option
   }
-  return options as AgentSchedulerOptions;
+  const copy: Record<string, unknown> = {};
+  for (const key of SEND_OPTIONS) if (read[key] !== undefined) copy[key] = read[key];
+  const settings = toSettings(copy as SendOptions); // throws on a bad send option
+  if (copy.metadata !== undefined) copy.metadata = settings.metadata; // a plain copy, read once
+  if (copy.backoff !== undefined) copy.backoff = settings.backoff; // plain numbers, read once
+  return copy as ScheduledSendOptions;
 }
 
 /** A refused request as a value (a call answers it). */
