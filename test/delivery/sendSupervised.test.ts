@@ -1371,6 +1371,30 @@ describe('sendSupervised: node shutdown', () => {
     expect(r.seen).toEqual([]);
   });
 
+  it("a user's sends waiting at the shutdown, with their own signal, keep their policy: logged, or dead-lettered (the queue closes last)", async () => {
+    // control for the agent scheduler's deliveries, withdrawn at a shutdown: no user's signal is one of them
+    const logger = fakeLogger();
+    const { node, clock } = clockedNode(track, { random: () => 0.5, logger });
+    const r = receiver(node);
+    await r.hold();
+    const p = probe(node);
+    const signal = new AbortController().signal;
+    const fromNode = watch(sendSupervised(node, 'later', 'node', { retries: 5, signal, onError: 'dead_letter' }));
+    const fromProcess = watch(sendSupervised(p.ctx, 'later', 'process', { retries: 5, signal, onError: 'log' }));
+    const handled = watch(sendSupervised(node, r.pid, 'handled', { ack: 'handled', retries: 2, signal, onError: 'log' }));
+    await clock.advance(2); // two wait for their first retry, one waits in the held mailbox
+    await node.shutdown({ timeoutMs: 1000 });
+    await node.idle();
+    expect(fromNode.value).toEqual({ ok: false, id: fromNode.value!.id, reason: 'noproc', attempts: 1, firstError: 'noproc', lastError: 'noproc', deadLetterId: expect.any(String) });
+    // its process is ended by the shutdown: its sender has exited
+    expect(fromProcess.value).toEqual({ ok: false, id: fromProcess.value!.id, reason: 'aborted', attempts: 1, firstError: 'noproc', lastError: 'noproc' });
+    expect(handled.value).toEqual({ ok: false, id: handled.value!.id, reason: 'noproc', attempts: 1, firstError: 'shutdown', lastError: 'shutdown' });
+    expect(logger.warn.mock.calls.map((c) => c[0]).sort()).toEqual([
+      `supervised send ${fromProcess.value!.id} to 'later' failed after 1 attempt(s): aborted`,
+      `supervised send ${handled.value!.id} to ${String(r.pid)} failed after 1 attempt(s): noproc`,
+    ].sort());
+  });
+
   it('a send made after the node shut down is noproc after one attempt, with noproc as its error', async () => {
     const { node } = clocked();
     await node.shutdown({ timeoutMs: 1000 });
