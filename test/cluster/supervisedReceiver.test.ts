@@ -7,7 +7,8 @@ import { type InboundMessage, Receiver } from '../../src/cluster/supervised/Rece
 import { encodeSend, type WireReply } from '../../src/cluster/supervised/wire.js';
 import { kernelOf } from '../../src/runtime/kernel.js';
 import { PidImpl } from '../../src/runtime/Pid.js';
-import { probe } from '../../src/testing/index.js';
+import { GenServer, Sys } from '../../src/index.js';
+import { probe, TestClock } from '../../src/testing/index.js';
 import { useNodes } from '../support.js';
 
 const track = useNodes();
@@ -302,5 +303,61 @@ describe('the supervised receiver after a crash while the handler runs', () => {
     expect(await second.seen.receive()).toEqual({ id: 'resent', m: 'payload' });
     expect(await second.reply).toEqual({ t: 'f', ok: true, n: 1 });
     second.receiver.close();
+  });
+});
+
+describe('the supervised receiver and a suspended target (review)', () => {
+  /** A receiving node on a test clock whose 'worker' is a GenServer logging what it handles. */
+  async function suspendedWorker() {
+    const clock = new TestClock({ start: 1_000_000 });
+    const node = track({ name: 'recv', clock });
+    const kernel = kernelOf(node, 'node');
+    const worker = await GenServer.start<string[], { request: 'get'; reply: string[] }, never>(
+      node,
+      { init: () => [], handleCall: (_req, _from, log) => ({ reply: log, state: log }), handleInfo: (m, log) => [...log, String(m)] },
+      undefined,
+      { name: 'worker' },
+    );
+    const replies: WireReply[] = [];
+    const receiver = new Receiver(
+      { kernel, handled: new HandledIds(100, keptBucket(), 'recv'), ackWaitMs: 30_000, beforeAck: undefined, reply: (_subject, r) => replies.push(r), dropped: () => undefined },
+      (n, c, i) => new PidImpl(n, c, i),
+    );
+    await Sys.suspend(node, worker);
+    return { node, clock, kernel, worker, replies, receiver };
+  }
+
+  it("ack 'handled': an attempt's timeout takes back the copy the suspended target holds (nak'd for the retry); on resume it is never handled", async () => {
+    const { node, clock, kernel, worker, replies, receiver } = await suspendedWorker();
+    const text = encodeSend({ id: 'held', to: { name: 'worker' }, ack: 'handled', timeout: 100, attempts: 2, retryOnCrash: false, backoff, expires: 0, reply: 'r.held' }, 'payload', 10_000);
+    const { msg, told } = message(text, 1);
+    receiver.receive(msg);
+    await node.idle();
+    const proc = kernel.resolve(worker)!;
+    expect(kernel.heldCount(proc)).toBe(1);
+    await clock.advance(100);
+    expect(kernel.heldCount(proc)).toBe(0);
+    expect(node.internals().envelopes).toBe(0);
+    expect(told).toEqual(['nak 1']);
+    expect(replies).toEqual([{ t: 'a', n: 1, reason: 'timeout', error: 'not handled within 100 ms' }]); // the attempt failed: its retry is JetStream's redelivery
+    await Sys.resume(node, worker);
+    expect(await GenServer.call(node, worker, 'get')).toEqual([]);
+    receiver.close();
+  });
+
+  it('close takes back the copy a suspended target holds (JetStream redelivers it): never handled on resume, unrecorded', async () => {
+    const { node, kernel, worker, replies, receiver } = await suspendedWorker();
+    const text = encodeSend({ id: 'closed', to: { name: 'worker' }, ack: 'handled', timeout: 60_000, attempts: 2, retryOnCrash: false, backoff, expires: 0, reply: 'r.closed' }, 'payload', 10_000);
+    const { msg, told } = message(text, 1);
+    receiver.receive(msg);
+    await node.idle();
+    expect(kernel.heldCount(kernel.resolve(worker)!)).toBe(1);
+    receiver.close();
+    expect(kernel.heldCount(kernel.resolve(worker)!)).toBe(0);
+    expect(node.internals().envelopes).toBe(0);
+    await Sys.resume(node, worker);
+    expect(await GenServer.call(node, worker, 'get')).toEqual([]);
+    expect(told.filter((t) => t !== 'working')).toEqual([]);
+    expect(replies).toEqual([]);
   });
 });

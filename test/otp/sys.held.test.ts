@@ -5,7 +5,7 @@
 // message taken back by its sender (withdrawn, as an unstarted one in the mailbox is).
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { broadcastSupervised, GenServer, type GenServerSpec, type MailboxOptions, sendSupervised, Sys } from '../../src/index.js';
+import { broadcastSupervised, type CallProtocol, GenServer, type GenServerSpec, type MailboxOptions, sendSupervised, StateMachine, Sys } from '../../src/index.js';
 import type { EnvelopeListener } from '../../src/runtime/internal/Envelope.js';
 import { exitWatchersOf, type Proc } from '../../src/runtime/kernel.js';
 import { StopMessage } from '../../src/otp/internal/server.js';
@@ -579,5 +579,136 @@ describe('a supervised message a suspended server holds is withdrawn as an unsta
     expect(await GenServer.call(node, held, 'get')).toEqual(['info:job']);
     expect(await GenServer.call(node, free, 'get')).toEqual(['info:job']);
     expect(node.internals().envelopes).toBe(0);
+  });
+});
+
+describe('held supervised messages withdrawn, attacked (review)', () => {
+  const HANDLED = { ack: 'handled', timeout: 100, onError: 'ignore' } as const;
+
+  it("during an async replay: the copy the replay took is in flight (ctx.messageId), not withdrawn at its timeout (disowned: its handler finishes, told no one); a copy still held behind it is withdrawn; the envelope count is exact at each step", async () => {
+    const { node, clock } = clockedNode(track);
+    const gate = deferred();
+    const started = deferred();
+    const ids: (string | undefined)[] = [];
+    const pid = await GenServer.start(node, {
+      ...logger(),
+      handleInfo: async (m: string, log: string[], ctx) => {
+        ids.push(ctx.messageId);
+        if (m === 'slow') {
+          started.resolve();
+          await gate.promise;
+        }
+        ids.push(ctx.messageId);
+        return [...log, `info:${m}`];
+      },
+    });
+    const proc = node.resolve(pid)!;
+    await Sys.suspend(node, pid);
+    const slow = watch(sendSupervised(node, pid, 'slow', { ...HANDLED, id: 'slow-1' }));
+    const behind = watch(sendSupervised(node, pid, 'behind', { ...HANDLED, timeout: 200, id: 'behind-1' }));
+    await node.idle();
+    expect(node.heldCount(proc)).toBe(2);
+    expect(node.internals().envelopes).toBe(2);
+    await clock.advance(50);
+    await Sys.resume(node, pid);
+    await started.promise; // the replay runs 'slow' (its handler busy at the gate)
+    expect(ids).toEqual(['slow-1']); // in flight, at the gate
+    expect(proc.messageId).toBe('slow-1');
+    expect(node.heldCount(proc)).toBe(1); // 'behind' still held
+    await clock.advance(50); // 'slow' times out: started, so not withdrawn
+    expect(slow.value).toMatchObject({ ok: false, reason: 'timeout', attempts: 1 });
+    expect(proc.messageId).toBe('slow-1');
+    expect(node.heldCount(proc)).toBe(1);
+    expect(node.internals().envelopes).toBe(2);
+    await clock.advance(100); // 'behind' times out while held: withdrawn
+    expect(behind.value).toMatchObject({ ok: false, reason: 'timeout', attempts: 1 });
+    expect(node.heldCount(proc)).toBe(0);
+    expect(node.internals().envelopes).toBe(1); // 'slow', in flight
+    gate.resolve();
+    await node.idle();
+    expect(ids).toEqual(['slow-1', 'slow-1']);
+    expect(proc.messageId).toBeUndefined();
+    expect(node.internals().envelopes).toBe(0);
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['info:slow']);
+    expectNoLeaks(node);
+  });
+
+  it('a withdrawal by id alone (no listener) takes the held copy and the queued copy of that id, each settled withdrawn once; the envelope count goes to 0', async () => {
+    const { node } = clockedNode(track);
+    const pid = await GenServer.start(node, logger());
+    const proc = node.resolve(pid)!;
+    await Sys.suspend(node, pid);
+    const a = recording();
+    const b = recording();
+    const other = recording();
+    node.deliverEnvelope(undefined, proc, 'a', 'x', a);
+    node.deliverEnvelope(undefined, proc, 'other', 'y', other);
+    await node.idle(); // both held
+    node.deliverEnvelope(undefined, proc, 'b', 'x', b); // in the mailbox (no turn yet)
+    expect([node.heldCount(proc), proc.size, node.internals().envelopes]).toEqual([2, 1, 3]);
+    expect(node.withdrawEnvelope(pid, 'x')).toBe(true);
+    expect([node.heldCount(proc), proc.size, node.internals().envelopes]).toEqual([1, 0, 1]);
+    expect(a.outcomes).toEqual([['withdrawn', undefined]]);
+    expect(b.outcomes).toEqual([['withdrawn', undefined]]);
+    expect(node.withdrawEnvelope(pid, 'x')).toBe(false);
+    expect(node.internals().envelopes).toBe(1);
+    await Sys.resume(node, pid);
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['info:other']);
+    expect(other.outcomes).toEqual([['handled']]);
+    expect(node.internals().envelopes).toBe(0);
+    expectNoLeaks(node);
+  });
+
+  it('a bounded drop_oldest suspended server: after a withdrawal the next message takes the freed place, evicting nothing (no drop event)', async () => {
+    const { node, clock } = clockedNode(track);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const pid = await GenServer.start(node, logger(), undefined, { mailbox: { capacity: 3, overflow: 'drop_oldest' } });
+    const proc = node.resolve(pid)!;
+    await Sys.suspend(node, pid);
+    GenServer.cast(node, pid, 'a');
+    const w = watch(sendSupervised(node, pid, 'job', HANDLED));
+    GenServer.cast(node, pid, 'b');
+    await node.idle();
+    await clock.advance(100);
+    expect(w.value).toMatchObject({ ok: false, reason: 'timeout', attempts: 1 });
+    expect(node.heldCount(proc)).toBe(2);
+    GenServer.cast(node, pid, 'c');
+    await node.idle();
+    expect(dropped.events).toEqual([]);
+    GenServer.cast(node, pid, 'd'); // now full: evicts the oldest held, 'a'
+    await node.idle();
+    expect(dropped.events.map((e) => [e.metadata.message, e.metadata.overflow])).toEqual([[expect.anything(), 'drop_oldest']]);
+    await Sys.resume(node, pid);
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['cast:b', 'cast:c', 'cast:d']);
+    expect(node.internals().envelopes).toBe(0);
+    expectNoLeaks(node);
+  });
+
+  it('a suspended StateMachine holds a supervised message through the same kernel queue: its timeout takes it back, the retry is handled once, after resume', async () => {
+    const { node, clock } = clockedNode(track);
+    const log: string[] = [];
+    const pid = await StateMachine.start<'s', null, CallProtocol, string, string>(node, {
+      init: () => ({ state: 's', data: null }),
+      handleEvent: (ev) => {
+        log.push(`${ev.type}:${String((ev as { content?: unknown }).content)}`);
+        return { keepState: true };
+      },
+    });
+    const proc = node.resolve(pid)!;
+    await Sys.suspend(node, pid);
+    const w = watch(sendSupervised(node, pid, 'job', { ...HANDLED, retries: 1, backoff: { initialMs: 10, jitter: 'none' } }));
+    await node.idle();
+    expect(node.heldCount(proc)).toBe(1);
+    await clock.advance(100);
+    expect(node.heldCount(proc)).toBe(0);
+    await clock.advance(10);
+    await node.idle();
+    expect(node.heldCount(proc)).toBe(1);
+    await Sys.resume(node, pid);
+    await node.idle();
+    expect(w.value).toMatchObject({ ok: true, attempts: 2 });
+    expect(log).toEqual(['info:job']);
+    expect(node.internals().envelopes).toBe(0);
+    expectNoLeaks(node);
   });
 });
