@@ -128,6 +128,14 @@ export function isCasFailure(e: unknown): boolean {
   return false;
 }
 
+/**
+ * The reconnect settings of a connection the registry opens, as the cluster's transport's (which
+ * `connectionOptions` override): reconnect for ever, 250 ms apart. The client's defaults (10
+ * attempts, 2 s apart) gave up after about 20 s of outage: the watch, the renewals and every
+ * `register` failed for good when the server came back, while the cluster reconnected.
+ */
+const RECONNECT = { maxReconnectAttempts: -1, reconnectTimeWait: 250 } as const;
+
 /** How a registry reaches NATS: a connection it borrows, or servers it connects to (and closes at stop). */
 export interface ConnectionChoice {
   readonly connection?: NatsConnection;
@@ -154,7 +162,7 @@ export async function openBucket(choice: ConnectionChoice, bucket: string): Prom
   if (nc === undefined) {
     if (choice.servers === undefined) throw new InvalidArgumentError('options', 'a `connection` (an open NatsConnection) or `servers`', choice);
     const client = await load(() => import('@nats-io/transport-node'));
-    nc = await client.connect({ ...choice.connectionOptions, servers: typeof choice.servers === 'string' ? choice.servers : [...choice.servers] });
+    nc = await client.connect({ ...RECONNECT, ...choice.connectionOptions, servers: typeof choice.servers === 'string' ? choice.servers : [...choice.servers] });
     owned = true;
   }
   const connection = nc;

@@ -68,6 +68,13 @@ export interface RemoteName {
 }
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/**
+ * The reconnect settings of a connection this opens, as the cluster's transport's (which
+ * `connectOptions` override): reconnect for ever, 250 ms apart. The client's defaults (10 attempts,
+ * 2 s apart) gave up after about 20 s of outage, and the stream's consumer and the reply subject
+ * were gone for good when the server came back, while the cluster reconnected.
+ */
+const RECONNECT = { maxReconnectAttempts: -1, reconnectTimeWait: 250 } as const;
 /** Publishes of a send tried again (same Msg-Id) when one got no acknowledgement. */
 const PUBLISH_RETRIES = 3;
 /** Backoffs the sender's bound sums one by one; those after count as the last one's cap (an upper bound). */
@@ -170,7 +177,7 @@ export class SupervisedDelivery {
     }
     type Connection = Parameters<typeof jetstream.jetstream>[0];
     const owned = options.connection === undefined;
-    const nc = (owned ? await transport!.connect({ name: `keel:${cluster}:${kernel.name}:sup`, inboxPrefix: `_INBOX.keel.${cluster}.${kernel.name}`, ...options.connectOptions, servers: options.servers! }) : options.connection) as Connection;
+    const nc = (owned ? await transport!.connect({ name: `keel:${cluster}:${kernel.name}:sup`, inboxPrefix: `_INBOX.keel.${cluster}.${kernel.name}`, ...RECONNECT, ...options.connectOptions, servers: options.servers! }) : options.connection) as Connection;
     const consuming: { messages?: { close(): Promise<unknown> }; replies?: { unsubscribe(): void } } = {};
     try {
       const stream = `KEEL_${cluster}_SUPERVISED`;
