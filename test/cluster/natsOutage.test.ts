@@ -170,3 +170,68 @@ describe.skipIf(skipWithoutNats)('two nodes across a nats-server outage', () => 
     await Promise.all([a.shutdown(), b.shutdown()]);
   }, 120_000);
 });
+
+describe.skipIf(skipWithoutNats)('two nodes when the nats-server is gone for good', () => {
+  it("calls and monitors are answered (noconnection at downAfterMs), and shutdown completes with every supervised send's outcome known by then (none reported after the node stopped), no unhandled rejection", async () => {
+    const nats = await startNatsServer({ jetstream: true });
+    servers.push(nats);
+    const { a, b } = await pair(nats, { heartbeatMs: 100, suspectAfterMs: 300, downAfterMs: 1000, probeTimeoutMs: 300 });
+    const started = probe(a);
+    // a handler that never finishes: the sends it takes are the receiver's (consumed) when the server goes
+    const stuck = b.spawn<unknown>(() => (m) => {
+      a.send(started, m);
+      return new Promise<void>(() => undefined);
+    });
+    const silent = await GenServer.start(b, { init: () => null, handleCall: (_n: number, _from, state: null) => ({ noreply: true, state }) }, null);
+    const target = b.spawn(() => () => undefined);
+    const watcher = probe(a);
+    watcher.ctx.monitor(target);
+    const settled = new Set<number>();
+    const sends: Promise<SendOutcome>[] = [];
+    const send = (i: number, to: Parameters<typeof sendSupervised>[1], deadline?: number): void => {
+      sends.push(sendSupervised(a, to, i, { ack: 'handled', timeout: 60_000, onError: 'dead_letter', ...(deadline === undefined ? {} : { deadline }) }).then((o) => (settled.add(i), o)));
+    };
+    send(0, stuck);
+    expect(await started.receive()).toBe(0); // consumed and running on b
+    const calls = [1, 2, 3].map((i) => GenServer.call(a, silent, i, { timeout: 60_000 }).then(() => undefined, (e: { code?: string }) => e.code));
+    const cut = both(a, b, 'disconnected');
+    await nats.kill('SIGKILL');
+    await cut;
+    for (let i = 1; i <= 5; i++) send(i, stuck, 60_000); // published while the server is gone
+    expect(await Promise.all(calls)).toEqual(['ERR_NOCONNECTION', 'ERR_NOCONNECTION', 'ERR_NOCONNECTION']);
+    expect(((await watcher.receive(isDown)) as Down).reason).toBe('noconnection');
+    const before = Date.now();
+    await Promise.all([a.shutdown(), b.shutdown()]);
+    // within the shutdown's own bound (5 s by default) and a margin for a loaded machine
+    expect(Date.now() - before).toBeLessThan(15_000);
+    // every send ended by the time its node said it had stopped
+    expect([...settled].sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    const outcomes = await Promise.all(sends);
+    for (const o of outcomes) expect(o).toMatchObject({ ok: false, reason: 'noproc' });
+    const counts = account(outcomes);
+    expect(counts.deadLettered + counts.reported).toBe(6);
+  }, 120_000);
+});
+
+describe.skipIf(skipWithoutNats)("a node's shutdown with a supervised send waiting in the stream (server up)", () => {
+  // SKIPPED, a known defect (found in review, not fixed: the fix is in the runtime's shutdown
+  // sequence). docs/delivery.md: a send waiting at the node's shutdown ends `noproc`, dead-lettered
+  // ("the queue closes last"). Across nodes, the message must first be taken out of the stream (a
+  // NATS round trip), but the node calls every shutdown hook synchronously before awaiting any, so
+  // the dead letter queue's hook has closed the queue by the time the withdrawal is answered: the
+  // outcome is `noproc` with `deadLetterUnavailable: true`, never a dead letter. A fix: await a
+  // hook's promise before calling the hooks registered before it (within the shutdown's bound), or
+  // let the queue's close wait for hand-overs announced before it.
+  it.skip("the send ends noproc and is dead-lettered before the queue closes", async () => {
+    const nats = await startNatsServer({ jetstream: true });
+    servers.push(nats);
+    const cluster = `outage${++clusters}`;
+    const a = track({ name: 'a' });
+    const ca = await Cluster.join(a, { transport: natsTransport({ servers: nats.url, cluster }) });
+    const sa = await SupervisedDelivery.start(a, { cluster, servers: nats.url, attach: ca });
+    // nobody consumes for node 'c': the message stays in the stream
+    const sent = sa.send(a, { node: 'c', name: 'w' }, 'waiting', { deadline: 60_000, onError: 'dead_letter' });
+    await a.shutdown();
+    expect(await sent).toMatchObject({ ok: false, reason: 'noproc', deadLetterId: '1' });
+  }, 60_000);
+});

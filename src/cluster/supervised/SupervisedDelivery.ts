@@ -77,6 +77,23 @@ const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const RECONNECT = { maxReconnectAttempts: -1, reconnectTimeWait: 250 } as const;
 /** Publishes of a send tried again (same Msg-Id) when one got no acknowledgement. */
 const PUBLISH_RETRIES = 3;
+/**
+ * How long `close` waits for NATS (ms): to settle the publishes on their way and take messages back
+ * out of the stream, then to close the consumer. A server that is gone answers nothing until the
+ * client's request timeouts (5 s), which would outlast a node's default shutdown timeout.
+ */
+const CLOSE_ANSWER_MS = 2000;
+
+/** `promise`'s settling within `ms` (true), or false once `ms` have passed (an unref'd timer, cleared when it settles). */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise.then(() => true, () => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms).unref()))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Backoffs the sender's bound sums one by one; those after count as the last one's cap (an upper bound). */
 const COUNTED_BACKOFFS = 1000;
 
@@ -123,6 +140,7 @@ export class SupervisedDelivery {
   readonly #ackWaitMs: number;
   #nextReply = 0;
   #closed = false;
+  #closing: Promise<void> | undefined;
   #unhook: (() => void) | undefined;
   #detach: (() => void) | undefined;
 
@@ -213,8 +231,8 @@ export class SupervisedDelivery {
         owned,
         withdraw: (seq) => jsm.streams.deleteMessage(stream, seq, false).catch(() => false),
         async stop() {
-          await consuming.messages?.close().catch(() => undefined);
           consuming.replies?.unsubscribe(); // a borrowed connection stays open: its subscription of ours goes
+          await consuming.messages?.close().catch(() => undefined);
           if (owned) await nc.close().catch(() => undefined);
         },
       };
@@ -229,7 +247,8 @@ export class SupervisedDelivery {
       });
       const consumer = await js.consumers.get(stream, durable);
       consuming.messages = await consumer.consume({ callback: (m) => self.#receiver.receive(m as unknown as InboundMessage) });
-      self.#unhook = kernel.onShutdown(() => void self.close());
+      // the node's shutdown waits for it (within its own timeout): every send still waiting has its outcome by the time the node has stopped
+      self.#unhook = kernel.onShutdown(() => self.close());
       if (options.attach !== undefined) {
         const attach = options.attach;
         // a traced sendSupervised left its span's context by the message's id: it travels with the message
@@ -278,16 +297,30 @@ export class SupervisedDelivery {
   /**
    * Stops consuming and replying; sends still waiting end with `noproc`: a message still in the
    * stream is taken out of it first (then its `onError` applies: a dead letter is not also handled),
-   * one already consumed by its receiver is reported without a dead letter. Idempotent.
+   * one already consumed by its receiver is reported without a dead letter. NATS that does not
+   * answer within {@link CLOSE_ANSWER_MS} (the server gone, or frozen) ends the sends still waiting
+   * as they stand: reported without a dead letter if their message may be in the stream, else with
+   * their `onError`. Idempotent: every call resolves when the first is done.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     this.#unhook?.();
     this.#detach?.();
     this.#receiver.close();
-    await Promise.all([...this.#pending.values()].map((p) => this.#giveUp(p, fail(p, 'noproc', 'the supervised delivery stopped'))));
-    await this.#nats.stop();
+    const stopped = 'the supervised delivery stopped';
+    const ending = Promise.all([...this.#pending.values()].map((p) => this.#giveUp(p, fail(p, 'noproc', stopped))));
+    if (!(await within(ending, CLOSE_ANSWER_MS))) {
+      // a publish or a withdrawal NATS has not answered: what may be in the stream cannot be taken back
+      for (const p of [...this.#pending.values()]) p.finish(fail(p, 'noproc', stopped), !p.maybeStored);
+    }
+    // the consumer's close asks the server too: a connection it opened is closed all the same
+    await within(this.#nats.stop(), CLOSE_ANSWER_MS);
+    if (this.#nats.owned) await this.#nats.nc.close().catch(() => undefined);
   }
 
   /**
@@ -383,7 +416,9 @@ export class SupervisedDelivery {
           },
           (e: unknown) => {
             if (!this.#pending.has(key)) return;
-            if (retry >= PUBLISH_RETRIES || this.#closed) return p.finish(fail(p, 'noconnection', e));
+            // closed meanwhile: its close ends it (noproc), once the publish has settled
+            if (this.#closed) return;
+            if (retry >= PUBLISH_RETRIES) return p.finish(fail(p, 'noconnection', e));
             this.#kernel.setTimer(50 * 2 ** retry, () => {
               if (this.#pending.has(key) && !this.#closed) publish(msgID, retry + 1);
             }, false);
