@@ -54,6 +54,7 @@ export {
   InvalidSignalError,
   WorkflowLimitError,
   PoolTimeoutError,
+  PoolCrashLoopError,
   SyncTimeoutError,
   isKeelError,
   KeelError,

@@ -1,8 +1,8 @@
 /**
- * Errors of the agent layer: a resource pool's timeout, an invalid signal, a coordinator's limit of
+ * Errors of the agent layer: a resource pool's timeout and crash loop, an invalid signal, a coordinator's limit of
  * workflows.
  */
-import { describe, KeelError } from './base.js';
+import { describe, KeelError, thrownText } from './base.js';
 
 /** A resource pool had no resource for a checkout within its timeout (the caller waited in line that long). */
 export class PoolTimeoutError extends KeelError {
@@ -21,6 +21,35 @@ export class PoolTimeoutError extends KeelError {
     this.pool = pool;
     this.timeoutMs = timeoutMs;
     this.operation = operation;
+  }
+}
+
+/**
+ * A resource pool's exit reason when its creations fail too often: more than `maxFailures` failed
+ * creations (or `Pid` resources dead within `createRetryMs` of their creation) within `withinMs`,
+ * its `createIntensity`. Its supervisor decides what follows (a restart, or, past its own
+ * intensity, its own exit), as poolboy's does when a worker cannot start.
+ */
+export class PoolCrashLoopError extends KeelError {
+  /** The pool's registered name. */
+  readonly pool: string;
+  /** Failures counted within `withinMs` when it gave up (`maxFailures + 1`). */
+  readonly failures: number;
+  readonly maxFailures: number;
+  readonly withinMs: number;
+  /** The last failure: what `create` threw or rejected with (a typed error for a refused answer or a timeout), or the exit reason of a `Pid` resource that died young. Also the `cause`. */
+  readonly lastError: unknown;
+  constructor(pool: string, failures: number, maxFailures: number, withinMs: number, lastError: unknown) {
+    super(
+      'ERR_POOL_CRASH_LOOP',
+      `resource pool '${pool}' gave up: ${failures} creation failures within ${withinMs} ms (createIntensity allows ${maxFailures}); the last: ${thrownText(lastError)}. Fix the factory (or what it connects to), or raise createIntensity`,
+      { cause: lastError },
+    );
+    this.pool = pool;
+    this.failures = failures;
+    this.maxFailures = maxFailures;
+    this.withinMs = withinMs;
+    this.lastError = lastError;
   }
 }
 

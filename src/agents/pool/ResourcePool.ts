@@ -1,4 +1,5 @@
-import { InvalidArgumentError, isKeelError, PoolTimeoutError, ProcessExitedError, readKnownOptions } from '../../errors.js';
+import { type CallExitError, InvalidArgumentError, isKeelError, PoolCrashLoopError, PoolTimeoutError, ProcessExitedError, readKnownOptions } from '../../errors.js';
+import { isInstance } from '../../runtime/safe.js';
 import { GenServer } from '../../otp/GenServer.js';
 import { isProcess, kernelOf } from '../../runtime/kernel.js';
 import { type Pid } from '../../runtime/Pid.js';
@@ -9,14 +10,26 @@ import { MAX_SIZE, poolSpec, type Calls } from './server.js';
 import type { Config } from './state.js';
 import type { CheckinOutcome, CheckoutOptions, CheckinOptions, ResourcePoolHandle, ResourcePoolOptions, ResourcePoolStats, WithResourceOptions } from './types.js';
 
-const OPTIONS = ['create', 'destroy', 'size', 'maxOverflow', 'checkoutTimeoutMs', 'createRetryMs', 'createTimeoutMs', 'name'] as const;
+const OPTIONS = ['create', 'destroy', 'size', 'maxOverflow', 'checkoutTimeoutMs', 'createRetryMs', 'createTimeoutMs', 'createIntensity', 'name'] as const;
 
 function checkCount(value: unknown, argument: string): asserts value is number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_SIZE) throw new InvalidArgumentError(argument, `an integer from 0 to ${MAX_SIZE}`, value);
 }
 
+/** `createIntensity` checked as a Supervisor checks `maxRestarts` and `withinMs` (each field read once; a copy is kept). */
+function intensityOf(given: unknown): Config['createIntensity'] {
+  if (given === undefined) return undefined;
+  checkObject(given, 'options.createIntensity', '{ maxFailures?, withinMs? }');
+  const o = readKnownOptions(given, ['maxFailures', 'withinMs'], 'options.createIntensity');
+  const maxFailures = o.maxFailures ?? 3;
+  if (!Number.isSafeInteger(maxFailures) || (maxFailures as number) < 0) throw new InvalidArgumentError('options.createIntensity.maxFailures', 'an integer >= 0', maxFailures);
+  const withinMs = o.withinMs ?? 5000;
+  if (typeof withinMs !== 'number' || !Number.isFinite(withinMs) || withinMs <= 0) throw new InvalidArgumentError('options.createIntensity.withinMs', 'a positive number of ms', withinMs);
+  return Object.freeze({ maxFailures: maxFailures as number, withinMs });
+}
+
 function configOf(node: Node, options: unknown): Config {
-  checkObject(options, 'options', '{ create, destroy?, size, maxOverflow?, checkoutTimeoutMs?, createRetryMs?, createTimeoutMs?, name? }');
+  checkObject(options, 'options', '{ create, destroy?, size, maxOverflow?, checkoutTimeoutMs?, createRetryMs?, createTimeoutMs?, createIntensity?, name? }');
   // each option read once: what is checked is what is used
   const o = readKnownOptions(options, OPTIONS);
   const { create, destroy, size } = o;
@@ -31,8 +44,9 @@ function configOf(node: Node, options: unknown): Config {
   if (typeof createRetryMs !== 'number' || !Number.isFinite(createRetryMs) || createRetryMs < 0) throw new InvalidArgumentError('options.createRetryMs', 'a finite number of ms >= 0', createRetryMs);
   const createTimeoutMs = o.createTimeoutMs ?? 30_000;
   if (typeof createTimeoutMs !== 'number' || Number.isNaN(createTimeoutMs) || createTimeoutMs <= 0) throw new InvalidArgumentError('options.createTimeoutMs', 'a number of ms > 0 (or Infinity)', createTimeoutMs);
+  const createIntensity = intensityOf(o.createIntensity);
   const name = nameFor(node, 'resource_pool', o.name);
-  return { name, create: create as () => unknown, destroy: destroy as Config['destroy'], size, maxOverflow, checkoutTimeoutMs, createRetryMs, createTimeoutMs };
+  return { name, create: create as () => unknown, destroy: destroy as Config['destroy'], size, maxOverflow, checkoutTimeoutMs, createRetryMs, createTimeoutMs, createIntensity };
 }
 
 function checkCaller(caller: unknown, argument: string): Context<any> | undefined {
@@ -48,7 +62,9 @@ function checkCaller(caller: unknown, argument: string): Context<any> | undefine
  * `maxOverflow` more created while callers wait (destroyed when checked in with nobody waiting),
  * callers served first come first served and timed out with `ERR_POOL_TIMEOUT`, a holder process
  * that dies returns its resource (monitored), a `Pid` resource that dies is replaced, a failed
- * creation counted and retried on the node's clock. Events `keel.resource_pool.*` (docs/events.md).
+ * creation counted and retried on the node's clock (for ever, or, with `createIntensity`, until
+ * failures come too fast: the pool then exits with `ERR_POOL_CRASH_LOOP` for its supervisor to
+ * decide). Events `keel.resource_pool.*` (docs/events.md).
  *
  * Started as every agent-layer component (`startComponent`); resolves once the first `size`
  * creations have settled. Throws `ERR_INVALID_ARGUMENT` for bad options.
@@ -67,7 +83,11 @@ export const ResourcePool = {
     const pid = await startComponent(from, poolSpec, config, name);
     const call = <const Q extends Calls['request']>(caller: Context<any> | undefined, request: Q, timeout: number, to: Pid | string = name): Promise<unknown> =>
       GenServer.call<Calls>(caller ?? node, to, request, { timeout }).then(unwrapReply);
-    await call(undefined, { type: 'ready' }, Infinity);
+    // a pool that gave up on its first creations (createIntensity) before it took this call has
+    // started all the same: its supervisor decides what follows, and the handle follows a restart
+    await call(undefined, { type: 'ready' }, Infinity).catch((e: unknown) => {
+      if (!(isKeelError(e, 'ERR_CALL_EXIT') && isInstance((e as CallExitError).reason, PoolCrashLoopError))) throw e;
+    });
 
     const checkout = (options?: CheckoutOptions): Promise<R> => {
       let o: { timeout?: unknown; caller?: unknown } = {};

@@ -2,10 +2,11 @@
 // monitors (poolboy's semantics; docs/agents/ResourcePool.md). ResourcePool.ts starts it.
 import { markComponent } from '../../otp/internal/lifecycle.js';
 import { observePool } from '../observe.js';
-import { InvalidArgumentError, PoolTimeoutError, toError } from '../../errors.js';
+import { InvalidArgumentError, PoolCrashLoopError, PoolTimeoutError, toError } from '../../errors.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { callerOf, callWaiting } from '../../otp/internal/calls.js';
+import { recordRestart } from '../../otp/internal/children.js';
 import { isDown } from '../../runtime/messages.js';
 import { type Pid, PidImpl } from '../../runtime/Pid.js';
 import { kernelOf } from '../../runtime/kernel.js';
@@ -237,8 +238,10 @@ function release(state: State, ctx: Context<any>, entry: Entry): CheckinOutcome 
 function added(state: State, ctx: Context<any>, resource: unknown): void {
   const key = keyOf(resource);
   const refuse = (why: string): void => {
+    const error = new InvalidArgumentError('create()', why, resource);
     state.counts.createFailed++;
-    emit(ctx, state, 'create_failed', {}, { error: new InvalidArgumentError('create()', why, resource) });
+    emit(ctx, state, 'create_failed', {}, { error });
+    countFailure(state, ctx, error);
     scheduleRetry(state, ctx);
   };
   if (resource === undefined || resource === null) return refuse('a resource (not undefined or null)');
@@ -259,8 +262,25 @@ function added(state: State, ctx: Context<any>, resource: unknown): void {
 function failedCreation(state: State, ctx: Context<any>, error: unknown, initial: boolean): void {
   state.counts.createFailed++;
   emit(ctx, state, 'create_failed', {}, { error });
+  countFailure(state, ctx, error);
   scheduleRetry(state, ctx);
   settledInitial(state, initial);
+}
+
+/**
+ * Counts a failure (a failed creation, or a `Pid` resource dead young) toward `createIntensity`, as
+ * a Supervisor counts a restart: one younger than `withinMs` counts, and past `maxFailures` the pool
+ * is to exit (`state.crashLoop`, reported once; the handler ends with it).
+ */
+function countFailure(state: State, ctx: Context<any>, error: unknown): void {
+  const intensity = state.createIntensity;
+  if (intensity === undefined || state.crashLoop !== undefined) return;
+  const { maxFailures, withinMs } = intensity;
+  const failures = recordRestart(state.failureTimes, timerNow(ctx), withinMs);
+  if (failures <= maxFailures) return;
+  state.crashLoop = new PoolCrashLoopError(state.name, failures, maxFailures, withinMs, error);
+  emit(ctx, state, 'crash_loop', { failures, maxFailures, withinMs }, { error });
+  kernelOf(ctx.node).log('error', `${state.crashLoop.message} (${String(ctx.self)} exits)`);
 }
 
 function scheduleRetry(state: State, ctx: Context<any>): void {
@@ -332,6 +352,8 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
       initialPending: config.size,
       readyWaiters: [],
       retry: undefined,
+      failureTimes: [],
+      crashLoop: undefined,
       counts: { created: 0, createFailed: 0, destroyed: 0, destroyFailed: 0, checkouts: 0, checkins: 0, timeouts: 0, holderDown: 0, resourceDown: 0, badCheckins: 0 },
     };
     // the pool owns its resources: they go with it whatever ends it, lent ones too (as poolboy's workers do)
@@ -431,90 +453,102 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
   },
 
   handleInfo(message, state, ctx) {
-    if (isInstance(message, Created)) {
-      state.arrived.delete(message);
-      if (!settle(state, ctx, message.job)) {
-        runDestroy(state, ctx.node, message.resource, 'create_timeout', ctx); // it timed out first: not kept
-        return state;
-      }
-      added(state, ctx, message.resource);
-      settledInitial(state, message.job.initial);
-      return state;
-    }
-    if (isInstance(message, CreateFailed)) {
-      if (!settle(state, ctx, message.job)) return state; // counted as failed when it timed out
-      failedCreation(state, ctx, message.error, message.job.initial);
-      return state;
-    }
-    if (isInstance(message, CreateTimedOut)) {
-      const job = message.job;
-      if (job.state !== 'pending') return state; // it answered first
-      job.timer = undefined; // it fired
-      settle(state, ctx, job);
-      job.state = 'timed_out'; // a late answer is destroyed
-      failedCreation(state, ctx, new PoolTimeoutError(state.name, state.createTimeoutMs, 'create'), job.initial);
-      return state;
-    }
-    if (isInstance(message, RetryCreate)) {
-      state.retry = undefined;
-      fill(state, ctx);
-      return state;
-    }
-    if (isInstance(message, WaiterTimeout)) {
-      const w = state.waiters.get(message.id);
-      if (w === undefined) return state; // served meanwhile
-      w.timer = undefined; // it fired
-      leaveLine(state, ctx, w);
-      timedOut(state, ctx, w);
-      GenServer.reply(w.from, new PoolTimeoutError(state.name, w.timeout));
-      return state;
-    }
-    if (isDown(message)) {
-      const watched = state.refs.get(message.ref);
-      if (watched === undefined) return state; // a stale Down
-      state.refs.delete(message.ref);
-      if (watched.kind === 'waiter') {
-        // a caller that died in line: all its places go now (its monitor went with its Down)
-        const line = state.inLine.get(watched.key);
-        state.inLine.delete(watched.key);
-        for (const id of line?.ids ?? []) {
-          const w = state.waiters.get(id);
-          if (w !== undefined) leaveLine(state, ctx, w);
-        }
-        return state;
-      }
-      if (watched.kind === 'holder') {
-        // a holder died: everything it holds comes back, in the order it was lent (its monitor went with its Down)
-        const holding = state.holders.get(watched.key);
-        state.holders.delete(watched.key);
-        for (const entry of holding?.entries ?? []) {
-          state.counts.holderDown++;
-          emit(ctx, state, 'holder_down', { heldMs: timerNow(ctx) - entry.lentAt }, { holder: message.pid, resource: entry.resource, reason: message.reason });
-          entry.holderPid = undefined;
-          if (state.retired.delete(entry.key)) continue; // it died too: nothing to return
-          entry.lent = false;
-          release(state, ctx, entry);
-        }
-        return state;
-      }
-      // the resource died
-      const entry = watched.entry;
-      entry.watch = undefined;
-      state.counts.resourceDown++;
-      emit(ctx, state, 'resource_down', {}, { resource: entry.resource, reason: message.reason, lent: entry.lent });
-      state.entries.delete(entry.key);
-      const i = state.idle.indexOf(entry);
-      if (i >= 0) state.idle.splice(i, 1);
-      if (entry.lent) state.retired.set(entry.key, entry); // its holder's checkin is still accepted
-      // one that died within createRetryMs of its creation (a worker crashing at start) is replaced
-      // after the retry delay, as a failed creation is: a crash loop does not make the pool spin
-      if (timerNow(ctx) - entry.createdAt < state.createRetryMs) scheduleRetry(state, ctx);
-      fill(state, ctx);
-      return state;
-    }
-    return state;
+    handleInfo(message, state, ctx);
+    const crashLoop = state.crashLoop;
+    if (crashLoop === undefined) return state;
+    // past createIntensity: the pool exits for its supervisor to decide (as poolboy, whose worker
+    // cannot start). Its first creations have settled (the last one failed), so a start waiting for
+    // them resolves; what it holds goes as at a stop (the abort listener), callers in line get ERR_CALL_EXIT
+    for (const f of state.readyWaiters.splice(0)) GenServer.reply(f, 'ok');
+    return { stop: crashLoop, state };
   },
 
 }, 'a resource pool (use its handle)', 'bare');
 markComponent(poolSpec, 'resource_pool', observePool); // an observer finds it, and reads it through the `observe` system call
 
+/** The pool's messages (its own and the monitors' Downs); a failure past `createIntensity` sets `state.crashLoop`. */
+function handleInfo(message: unknown, state: State, ctx: Context<any>): void {
+  if (isInstance(message, Created)) {
+    state.arrived.delete(message);
+    if (!settle(state, ctx, message.job)) {
+      runDestroy(state, ctx.node, message.resource, 'create_timeout', ctx); // it timed out first: not kept
+      return;
+    }
+    added(state, ctx, message.resource);
+    settledInitial(state, message.job.initial);
+    return;
+  }
+  if (isInstance(message, CreateFailed)) {
+    if (!settle(state, ctx, message.job)) return; // counted as failed when it timed out
+    failedCreation(state, ctx, message.error, message.job.initial);
+    return;
+  }
+  if (isInstance(message, CreateTimedOut)) {
+    const job = message.job;
+    if (job.state !== 'pending') return; // it answered first
+    job.timer = undefined; // it fired
+    settle(state, ctx, job);
+    job.state = 'timed_out'; // a late answer is destroyed
+    failedCreation(state, ctx, new PoolTimeoutError(state.name, state.createTimeoutMs, 'create'), job.initial);
+    return;
+  }
+  if (isInstance(message, RetryCreate)) {
+    state.retry = undefined;
+    fill(state, ctx);
+    return;
+  }
+  if (isInstance(message, WaiterTimeout)) {
+    const w = state.waiters.get(message.id);
+    if (w === undefined) return; // served meanwhile
+    w.timer = undefined; // it fired
+    leaveLine(state, ctx, w);
+    timedOut(state, ctx, w);
+    GenServer.reply(w.from, new PoolTimeoutError(state.name, w.timeout));
+    return;
+  }
+  if (isDown(message)) {
+    const watched = state.refs.get(message.ref);
+    if (watched === undefined) return; // a stale Down
+    state.refs.delete(message.ref);
+    if (watched.kind === 'waiter') {
+      // a caller that died in line: all its places go now (its monitor went with its Down)
+      const line = state.inLine.get(watched.key);
+      state.inLine.delete(watched.key);
+      for (const id of line?.ids ?? []) {
+        const w = state.waiters.get(id);
+        if (w !== undefined) leaveLine(state, ctx, w);
+      }
+      return;
+    }
+    if (watched.kind === 'holder') {
+      // a holder died: everything it holds comes back, in the order it was lent (its monitor went with its Down)
+      const holding = state.holders.get(watched.key);
+      state.holders.delete(watched.key);
+      for (const entry of holding?.entries ?? []) {
+        state.counts.holderDown++;
+        emit(ctx, state, 'holder_down', { heldMs: timerNow(ctx) - entry.lentAt }, { holder: message.pid, resource: entry.resource, reason: message.reason });
+        entry.holderPid = undefined;
+        if (state.retired.delete(entry.key)) continue; // it died too: nothing to return
+        entry.lent = false;
+        release(state, ctx, entry);
+      }
+      return;
+    }
+    // the resource died
+    const entry = watched.entry;
+    entry.watch = undefined;
+    state.counts.resourceDown++;
+    emit(ctx, state, 'resource_down', {}, { resource: entry.resource, reason: message.reason, lent: entry.lent });
+    state.entries.delete(entry.key);
+    const i = state.idle.indexOf(entry);
+    if (i >= 0) state.idle.splice(i, 1);
+    if (entry.lent) state.retired.set(entry.key, entry); // its holder's checkin is still accepted
+    // one that died within createRetryMs of its creation (a worker crashing at start) is replaced
+    // after the retry delay, as a failed creation is: a crash loop does not make the pool spin
+    if (timerNow(ctx) - entry.createdAt < state.createRetryMs) {
+      countFailure(state, ctx, message.reason);
+      scheduleRetry(state, ctx);
+    }
+    fill(state, ctx);
+  }
+}

@@ -1,3 +1,4 @@
+import type { PoolCrashLoopError } from '../../errors.js';
 import type { From } from '../../otp/GenServer.js';
 import type { Pid, Ref, TimerRef } from '../../runtime/Pid.js';
 import type { Node } from '../../runtime/types.js';
@@ -77,6 +78,8 @@ export interface Config {
   readonly checkoutTimeoutMs: number;
   readonly createRetryMs: number;
   readonly createTimeoutMs: number;
+  /** More than `maxFailures` failed creations within `withinMs` and the pool exits (undefined: no limit). */
+  readonly createIntensity: { readonly maxFailures: number; readonly withinMs: number } | undefined;
 }
 
 export type Counters = { -readonly [K in 'created' | 'createFailed' | 'destroyed' | 'destroyFailed' | 'checkouts' | 'checkins' | 'timeouts' | 'holderDown' | 'resourceDown' | 'badCheckins']: number };
@@ -106,5 +109,9 @@ export interface State extends Config {
   initialPending: number;
   readyWaiters: From<'ok'>[];
   retry: TimerRef | undefined;
+  /** When the failures within `createIntensity.withinMs` happened, on the timers' time (as a Supervisor's restarts). */
+  readonly failureTimes: number[];
+  /** Set when the failures passed `createIntensity`: the pool exits with it at the end of the handler. */
+  crashLoop: PoolCrashLoopError | undefined;
   readonly counts: Counters;
 }

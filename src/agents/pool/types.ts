@@ -30,8 +30,24 @@ export interface ResourcePoolOptions<R> {
    * Infinity waits for ever).
    */
   createTimeoutMs?: number;
+  /**
+   * Opt-in restart intensity for creations, in the shape of a Supervisor's (`maxRestarts` within
+   * `withinMs`): more than `maxFailures` failures (a failed creation, or a `Pid` resource dead within
+   * `createRetryMs` of its creation) within `withinMs` on the node's timers' clock, and the pool exits
+   * with a `PoolCrashLoopError` (`ERR_POOL_CRASH_LOOP`) for its supervisor to decide, as poolboy's
+   * does when a worker cannot start. Default: none (the pool retries every `createRetryMs` for ever).
+   */
+  createIntensity?: CreateIntensity;
   /** Registers the pool process under this name (default `keel.resource_pool.<n>`). */
   name?: string;
+}
+
+/** A pool's creation intensity (see {@link ResourcePoolOptions.createIntensity}). */
+export interface CreateIntensity {
+  /** Failures allowed within `withinMs`; one more and the pool exits (an integer >= 0, default 3, as a Supervisor's `maxRestarts`). */
+  maxFailures?: number;
+  /** The window, in ms on the node's timers' clock (a finite number > 0, default 5000, as a Supervisor's `withinMs`). */
+  withinMs?: number;
 }
 
 export interface CheckoutOptions {
