@@ -33,7 +33,7 @@ function configOf(node: Node, options: unknown): Config {
   // each option read once: what is checked is what is used
   const o = readKnownOptions(options, OPTIONS);
   const { create, destroy, size } = o;
-  if (typeof create !== 'function') throw new InvalidArgumentError('options.create', 'a function () => resource', create);
+  if (typeof create !== 'function') throw new InvalidArgumentError('options.create', 'a function (signal) => resource', create);
   if (destroy !== undefined && typeof destroy !== 'function') throw new InvalidArgumentError('options.destroy', 'a function (resource) => void', destroy);
   checkCount(size, 'options.size');
   const maxOverflow = o.maxOverflow ?? 0;
@@ -46,7 +46,7 @@ function configOf(node: Node, options: unknown): Config {
   if (typeof createTimeoutMs !== 'number' || Number.isNaN(createTimeoutMs) || createTimeoutMs <= 0) throw new InvalidArgumentError('options.createTimeoutMs', 'a number of ms > 0 (or Infinity)', createTimeoutMs);
   const createIntensity = intensityOf(o.createIntensity);
   const name = nameFor(node, 'resource_pool', o.name);
-  return { name, create: create as () => unknown, destroy: destroy as Config['destroy'], size, maxOverflow, checkoutTimeoutMs, createRetryMs, createTimeoutMs, createIntensity };
+  return { name, create: create as Config['create'], destroy: destroy as Config['destroy'], size, maxOverflow, checkoutTimeoutMs, createRetryMs, createTimeoutMs, createIntensity };
 }
 
 function checkCaller(caller: unknown, argument: string): Context<any> | undefined {

@@ -54,10 +54,16 @@ function alive(ctx: Context<any>): boolean {
 function spawnCreate(state: State, ctx: Context<any>, initial: boolean): void {
   state.creating++;
   const node = ctx.node;
-  const job: Job = { initial, state: 'pending', timer: undefined };
+  const job: Job = { initial, state: 'pending', timer: undefined, controller: new AbortController() };
   if (state.createTimeoutMs !== Infinity) job.timer = ctx.sendAfter(ctx.self, new CreateTimedOut(job), state.createTimeoutMs);
+  // the pool exits while it runs: it is told to stop (with the pool's exit reason), until it settles
+  const exits = ctx.signal;
+  const onExit = (): void => job.controller.abort(exits.reason);
+  exits.addEventListener('abort', onExit, { once: true });
+  const done = (): void => exits.removeEventListener('abort', onExit);
   Promise.resolve()
-    .then(() => state.create())
+    .then(() => state.create(job.controller.signal))
+    .finally(done)
     .then(
       (resource) => {
         if (job.state === 'timed_out') runDestroy(state, node, resource, 'create_timeout', undefined); // given up on: not kept
@@ -489,7 +495,9 @@ function handleInfo(message: unknown, state: State, ctx: Context<any>): void {
     job.timer = undefined; // it fired
     settle(state, ctx, job);
     job.state = 'timed_out'; // a late answer is destroyed
-    failedCreation(state, ctx, new PoolTimeoutError(state.name, state.createTimeoutMs, 'create'), job.initial);
+    const error = new PoolTimeoutError(state.name, state.createTimeoutMs, 'create');
+    job.controller.abort(error); // told to stop its work
+    failedCreation(state, ctx, error, job.initial);
     return;
   }
   if (isInstance(message, RetryCreate)) {

@@ -12,6 +12,8 @@ export interface Job {
   readonly initial: boolean;
   state: 'pending' | 'settled' | 'timed_out';
   timer: TimerRef | undefined;
+  /** Its `create(signal)`'s signal: aborted when the pool gives up on it (its timeout) or exits first. */
+  readonly controller: AbortController;
 }
 
 // the pool's own messages (classes: another process cannot forge them)
@@ -71,7 +73,7 @@ export interface Holding {
 /** @internal What a pool process starts with (validated options). */
 export interface Config {
   readonly name: string;
-  readonly create: () => unknown;
+  readonly create: (signal: AbortSignal) => unknown;
   readonly destroy: ((resource: unknown) => void | Promise<void>) | undefined;
   readonly size: number;
   readonly maxOverflow: number;

@@ -7,8 +7,11 @@ export interface ResourcePoolOptions<R> {
    * shape `{ node, creation, id }`, which is a resource like any other) is monitored: when it dies it is replaced.
    * A throw, a rejection, `undefined`/`null`, or a resource already in the pool is a failed
    * creation: counted, reported (`keel.resource_pool.create_failed`), retried after `createRetryMs`.
+   * `signal` is aborted when the pool gives up on this creation: past `createTimeoutMs` (its reason
+   * the `ERR_POOL_TIMEOUT`), or when the pool exits first (its reason the pool's exit reason); a
+   * creation that heeds it stops its work (what it answers after that is destroyed all the same).
    */
-  create(): R | Promise<R>;
+  create(signal: AbortSignal): R | Promise<R>;
   /**
    * Disposes of a resource the pool gives up: an overflow resource checked in while none waits, one
    * checked in `broken`, every resource when the pool stops. Default: a `Pid` resource is exited

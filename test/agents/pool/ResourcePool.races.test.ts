@@ -248,6 +248,58 @@ describe('ResourcePool creations that never settle', () => {
     await pool.stop();
   });
 
+  it('create is given an AbortSignal, aborted with the ERR_POOL_TIMEOUT past createTimeoutMs: a create that heeds it ends its work, counted as one failure', async () => {
+    const { node, clock } = clockedNode(track);
+    const signals: AbortSignal[] = [];
+    let n = 0;
+    const events = captureEvents(node, ['keel.resource_pool.create_failed']);
+    const starting = ResourcePool.start<Conn>(node, {
+      create: (signal) => {
+        signals.push(signal);
+        if (++n > 1) return { id: n };
+        // a connect that gives up when told to
+        return new Promise<Conn>((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+      },
+      size: 1,
+      createTimeoutMs: 500,
+      createRetryMs: 100,
+    });
+    await node.idle();
+    expect(signals).toHaveLength(1);
+    expect(signals[0]!.aborted).toBe(false);
+    await clock.advance(500);
+    const pool = await starting;
+    expect(signals[0]!.aborted).toBe(true);
+    expectKeelError(signals[0]!.reason, 'ERR_POOL_TIMEOUT', 'create()', 'within 500 ms');
+    expect(events.events.map((e) => e.metadata.error)).toEqual([signals[0]!.reason]); // its rejection is not a second failure
+    await clock.advance(100);
+    expect(await pool.checkout()).toEqual({ id: 2 });
+    expect(await pool.stats()).toMatchObject({ createFailed: 1, created: 1 });
+    await pool.stop();
+    expect(signals[1]!.aborted).toBe(false); // a creation that answered is never told to stop later
+  });
+
+  it("a create still running when the pool exits is aborted with the pool's exit reason", async () => {
+    const node = track();
+    const signals: AbortSignal[] = [];
+    const pool = await ResourcePool.start<Conn>(node, {
+      create: (signal) => (signals.push(signal), signals.length === 1 ? { id: 1 } : new Promise<Conn>(() => undefined)),
+      size: 1,
+      maxOverflow: 1,
+      createTimeoutMs: Infinity,
+    });
+    await pool.checkout();
+    const waiting = pool.checkout({ timeout: Infinity }).catch((e: unknown) => e);
+    await node.idle();
+    expect(signals.map((s) => s.aborted)).toEqual([false, false]);
+    const pid = pool.pid;
+    node.exit(pid, 'kill');
+    await node.idle();
+    expect(signals.slice(0, 2).map((s) => s.aborted)).toEqual([false, true]); // (its supervisor's restart has begun a creation of its own since)
+    expect(signals[1]!.reason).toBe('killed');
+    expectKeelError(await waiting, 'ERR_CALL_EXIT');
+  });
+
   it('createTimeoutMs is a number of ms > 0 or Infinity', async () => {
     const node = track();
     for (const bad of [0, -1, Number.NaN, '10', -Infinity]) {
