@@ -154,7 +154,11 @@ export interface Kernel extends ProcHost {
    * the virtual clock: nothing wedges).
    */
   guard(fn: () => void, ms: number): { clear(): void };
-  /** Work to settle when the node stops (pending calls and sends); returns its remover. */
+  /**
+   * Work to settle when the node stops (pending calls and sends); returns its remover. Run last
+   * registered first, once the processes are gone; a promise returned is awaited (within the
+   * shutdown's time) before the hooks registered earlier run.
+   */
   onShutdown(fn: () => unknown): () => void;
   /**
    * Work given up at once when a shutdown starts, before any process is told to stop (a manual dead

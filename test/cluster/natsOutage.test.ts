@@ -214,15 +214,12 @@ describe.skipIf(skipWithoutNats)('two nodes when the nats-server is gone for goo
 });
 
 describe.skipIf(skipWithoutNats)("a node's shutdown with a supervised send waiting in the stream (server up)", () => {
-  // SKIPPED, a known defect (found in review, not fixed: the fix is in the runtime's shutdown
-  // sequence). docs/delivery.md: a send waiting at the node's shutdown ends `noproc`, dead-lettered
-  // ("the queue closes last"). Across nodes, the message must first be taken out of the stream (a
-  // NATS round trip), but the node calls every shutdown hook synchronously before awaiting any, so
-  // the dead letter queue's hook has closed the queue by the time the withdrawal is answered: the
-  // outcome is `noproc` with `deadLetterUnavailable: true`, never a dead letter. A fix: await a
-  // hook's promise before calling the hooks registered before it (within the shutdown's bound), or
-  // let the queue's close wait for hand-overs announced before it.
-  it.skip("the send ends noproc and is dead-lettered before the queue closes", async () => {
+  // docs/delivery.md: a send waiting at the node's shutdown ends `noproc`, dead-lettered ("the queue
+  // closes last"). Across nodes, the message must first be taken out of the stream (a NATS round
+  // trip): the node awaits each shutdown hook's promise before it runs the hooks registered before
+  // it, so the dead letter queue is still open when the withdrawal is answered (before, every hook
+  // was called at once, and the outcome was `noproc` with `deadLetterUnavailable: true`).
+  it("the send ends noproc and is dead-lettered before the queue closes", async () => {
     const nats = await startNatsServer({ jetstream: true });
     servers.push(nats);
     const cluster = `outage${++clusters}`;

@@ -256,28 +256,36 @@ export class Lifecycle {
         this.#deaths.die(p, 'killed', Cause.Signal);
       }
     }
-    // the layers above settle what they had pending, the last registered first: a send still
-    // waiting can then hand its message to the dead letter queue before that queue closes
-    // a hook may return a promise (the cluster's goodbye, flushed to its transport): awaited, within
-    // the shutdown's time again, before the node says it has stopped
-    const settling: Promise<unknown>[] = [];
-    for (const hook of [...this.#shutdownHooks].reverse()) {
+    // the layers above settle what they had pending, the last registered first, each in turn, as
+    // OTP stops applications in the reverse of their start, waiting for each: a hook's promise (the
+    // cluster's goodbye flushed to its transport, a send across nodes taken back out of a stream) is
+    // awaited before the hooks registered before it run, so that a send still waiting can hand its
+    // message to the dead letter queue before that queue (registered earlier) closes. All of it
+    // within the shutdown's time again, on real time even on a virtual clock (a hook's work is
+    // outside the clock); once that is spent, the hooks left are still run, and not waited for.
+    const hooks = [...this.#shutdownHooks].reverse();
+    this.#shutdownHooks.clear();
+    let spent = false;
+    let done!: () => void;
+    const bound = new Promise<void>((resolve) => (done = resolve));
+    const hookGuard = realTimeout(() => {
+      spent = true;
+      done();
+    }, timeoutMs);
+    for (const hook of hooks) {
+      let r: unknown;
       try {
-        const r = hook();
-        if (r instanceof Promise) settling.push(r.catch((e: unknown) => this.#host.log('error', `a shutdown hook of node ${this.#host.name} failed`, e)));
+        r = hook();
       } catch (e) {
         this.#host.log('error', `a shutdown hook of node ${this.#host.name} threw`, e);
+        continue;
+      }
+      if (r instanceof Promise) {
+        const settled = r.catch((e: unknown) => this.#host.log('error', `a shutdown hook of node ${this.#host.name} failed`, e));
+        if (!spent) await Promise.race([settled, bound]);
       }
     }
-    this.#shutdownHooks.clear();
-    if (settling.length > 0) {
-      let done!: () => void;
-      const bound = new Promise<void>((resolve) => (done = resolve));
-      // on real time even on a virtual clock: a hook's work (a transport's goodbye) is outside the clock
-      const hookGuard = realTimeout(done, timeoutMs);
-      await Promise.race([Promise.all(settling), bound]);
-      hookGuard.clear();
-    }
+    hookGuard.clear();
     this.state = 'stopped';
     this.#host.released();
     this.#host.telemetry.execute('keel.node.shutdown', { durationMs: monotonicClock() - started, killed }, { node: this.#host.name });

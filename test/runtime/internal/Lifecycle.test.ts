@@ -237,6 +237,45 @@ describe('onShutdown and shutdown', () => {
     expect(k.log.entries).toEqual([{ level: 'error', message: `a shutdown hook of node ${NODE} threw`, detail: boom }]);
   });
 
+  it("awaits a hook's promise before it runs the hooks registered before it (a send across nodes hands its dead letter to the queue before the queue closes)", async () => {
+    const k = kernel();
+    const order: string[] = [];
+    let release!: () => void;
+    const withdrawn = new Promise<void>((resolve) => (release = resolve));
+    k.life.onShutdown(() => void order.push('queue closes'));
+    k.life.onShutdown(() => order.push('sync hook'));
+    k.life.onShutdown(() => {
+      order.push('withdrawal asked');
+      return withdrawn.then(() => order.push('dead letter handed over'));
+    });
+    const stopped = k.life.shutdown().then(() => order.push('stopped'));
+    // the hooks run once the processes are gone: wait until the withdrawal was asked
+    while (order.length === 0) await Promise.resolve();
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+    expect(order).toEqual(['withdrawal asked']);
+    release();
+    await stopped;
+    expect(order).toEqual(['withdrawal asked', 'dead letter handed over', 'sync hook', 'queue closes', 'stopped']);
+  });
+
+  it("a hook that never settles spends the shutdown's time: the hooks registered before it still run, not waited for, and the node stops", async () => {
+    const k = kernel();
+    const order: string[] = [];
+    k.life.onShutdown(() => {
+      order.push('first registered');
+      return new Promise<void>(() => undefined); // never settles: not waited for, the time is spent
+    });
+    k.life.onShutdown(() => {
+      order.push('stuck');
+      return new Promise<void>(() => undefined);
+    });
+    k.life.onShutdown(() => order.push('last registered'));
+    await k.life.shutdown({ timeoutMs: 20 });
+    expect(order).toEqual(['last registered', 'stuck', 'first registered']);
+    expect(k.life.state).toBe('stopped');
+    expect(k.released).toBe(1);
+  });
+
   it('is idempotent: the same promise, one release, one event', async () => {
     const k = kernel({ events: ['keel.node.shutdown'] });
     k.spawn(F_TOP); // something to wait for: the shutdown is under way when it returns
