@@ -5,7 +5,7 @@ import { IdSequence } from './IdSequence.js';
 import { Cause, DeathWatch } from './internal/DeathWatch.js';
 import type { EnvelopeListener } from './internal/Envelope.js';
 import { Lifecycle, validateDelay } from './internal/Lifecycle.js';
-import { Delivery, Mailboxes } from './internal/Mailbox.js';
+import { Delivery, Mailboxes, queuedOf } from './internal/Mailbox.js';
 import { NextTurn } from './internal/NextTurn.js';
 import { defaultNodeName, freshCreation, nodeSettings, releaseCreation, spawnSettings } from './internal/options.js';
 import { EXIT_SENTINEL, type ExitWatcher, F_BOUNDED, F_BUSY, F_DEAD, F_FRESH, F_INIT, F_LONG, F_RUNNING, F_TOP, F_TRAP, type NextTurnWatcher, Proc, TimerRefImpl } from './internal/Proc.js';
@@ -208,7 +208,7 @@ export class KeelNode implements Node {
     return {
       pid: p.self,
       status,
-      mailboxLength: p.size,
+      mailboxLength: queuedOf(p), // a suspended server's held messages too: in OTP's mailbox still
       messagesHandled: p.handled,
       links: x?.links === undefined ? [] : [...x.links].map((q) => q.self),
       monitors: x?.monitors === undefined ? [] : [...x.monitors.keys()],

@@ -89,6 +89,10 @@ export interface ProcessInfo {
   readonly pid: Pid;
   /** `initializing` (init pending or awaited), `running` (in its turn), `busy` (awaiting its async handler), `runnable`, `waiting`. */
   readonly status: 'initializing' | 'running' | 'busy' | 'runnable' | 'waiting';
+  /**
+   * The messages queued: in its mailbox, and those a server suspended by `Sys.suspend` holds until it
+   * resumes (in OTP's mailbox still: `message_queue_len` counts them). `Sys.getStatus`'s `queued` is the same number.
+   */
   readonly mailboxLength: number;
   readonly messagesHandled: number;
   readonly links: readonly Pid[];

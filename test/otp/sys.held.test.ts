@@ -5,7 +5,8 @@
 // message taken back by its sender (withdrawn, as an unstarted one in the mailbox is).
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { broadcastSupervised, type CallProtocol, GenServer, type GenServerSpec, type MailboxOptions, sendSupervised, StateMachine, Sys } from '../../src/index.js';
+import { broadcastSupervised, type CallProtocol, GenServer, type GenServerSpec, type MailboxOptions, Pid, sendSupervised, startObserver, StateMachine, Sys } from '../../src/index.js';
+import { bearer, request } from '../observer/client.js';
 import type { EnvelopeListener } from '../../src/runtime/internal/Envelope.js';
 import { exitWatchersOf, type Proc } from '../../src/runtime/kernel.js';
 import { StopMessage } from '../../src/otp/internal/server.js';
@@ -410,19 +411,85 @@ describe('what the capacity check asks of a message past the held ones', () => {
 });
 
 describe('what a suspended server shows', () => {
-  it('getStatus and replaceState count the held with the queued; node.info and the observer count the mailbox only, as before', async () => {
+  it('getStatus, replaceState and node.info count the held with the queued (in OTP they are still in the mailbox: message_queue_len counts them)', async () => {
     const { node } = clockedNode(track);
     const pid = await GenServer.start(node, logger(), undefined, { mailbox: { capacity: 10, overflow: 'reject' } });
     await Sys.suspend(node, pid);
     for (const c of ['a', 'b', 'c']) GenServer.cast(node, pid, c);
     await node.idle();
     GenServer.cast(node, pid, 'd'); // in the mailbox still
-    expect(node.info(pid)).toMatchObject({ mailboxLength: 1 });
+    expect(node.info(pid)).toMatchObject({ mailboxLength: 4 });
     expect(await Sys.replaceState<string[]>(node, pid, (s) => [...s, 'replaced'])).toEqual(['replaced']);
     expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'suspended', queued: 4, state: ['replaced'] });
-    expect(node.info(pid)).toMatchObject({ mailboxLength: 0 });
+    expect(node.info(pid)).toMatchObject({ mailboxLength: 4 });
     await Sys.resume(node, pid);
     expect(await GenServer.call(node, pid, 'get')).toEqual(['replaced', 'cast:a', 'cast:b', 'cast:c', 'cast:d']);
+    expect(node.info(pid)).toMatchObject({ mailboxLength: 0 });
+  });
+
+  it('exact counts before the suspend, with N held, and after the resume: node.info, Sys.getStatus and the observer (its list sorted by mailbox, its detail, its tree) agree', async () => {
+    const { node } = clockedNode(track);
+    const pid = await GenServer.start(node, logger());
+    const other = await GenServer.start(node, logger());
+    const obs = await startObserver(node);
+    const api = async (path: string) => (await request(obs.port, { path, headers: bearer(obs.token) })).json as Record<string, unknown>;
+    const shown = async () => {
+      const list = (await api('/api/processes?sort=mailbox&limit=1')).processes as { pid: string; mailbox: number }[];
+      const detail = await api(`/api/process/${encodeURIComponent(Pid.format(pid))}`);
+      return { top: list[0], detail: detail.mailbox };
+    };
+    try {
+      GenServer.cast(node, pid, 'x');
+      await node.idle();
+      expect(node.info(pid)).toMatchObject({ mailboxLength: 0 });
+      expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'running', queued: 0 });
+      await Sys.suspend(node, pid);
+      for (let i = 0; i < 100; i++) GenServer.cast(node, pid, `${i}`);
+      for (let i = 0; i < 3; i++) GenServer.cast(node, other, `${i}`); // not suspended: handled
+      await node.idle();
+      expect(node.info(pid)).toMatchObject({ mailboxLength: 100 });
+      expect(node.info(other)).toMatchObject({ mailboxLength: 0 });
+      expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'suspended', queued: 100 });
+      expect(await shown()).toEqual({ top: expect.objectContaining({ pid: Pid.format(pid), mailbox: 100 }), detail: 100 });
+      await Sys.resume(node, pid);
+      await node.idle();
+      expect(node.info(pid)).toMatchObject({ mailboxLength: 0 });
+      expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'running', queued: 0 });
+      expect((await shown()).detail).toBe(0);
+      expect(await GenServer.call(node, pid, 'get')).toHaveLength(101);
+    } finally {
+      await obs.close();
+    }
+  });
+
+  it('the long-mailbox monitor sees the held messages: a suspended server holding past longMailbox.above is long (one event, one warning), and short again once its replay brings it to below', async () => {
+    const logger = fakeLogger();
+    const { node } = clockedNode(track, { logger, longMailbox: { above: 50, below: 10 } });
+    const events = captureEvents(node, ['keel.process.long_mailbox', 'keel.process.long_mailbox_cleared']);
+    const pid = await GenServer.start(node, { init: () => 0, handleCast: (_c: string, n: number) => n + 1, handleCall: (_r: 'n', _f, n: number) => ({ reply: n, state: n }) });
+    await Sys.suspend(node, pid);
+    for (let i = 0; i < 49; i++) {
+      GenServer.cast(node, pid, `${i}`);
+      await node.idle(); // each taken and held: the mailbox itself never holds more than one
+    }
+    expect(node.info(pid)).toMatchObject({ mailboxLength: 49, longMailbox: false });
+    expect(events.events).toEqual([]);
+    GenServer.cast(node, pid, '49');
+    await node.idle();
+    expect(node.info(pid)).toMatchObject({ mailboxLength: 50, longMailbox: true });
+    expect(events.events.map((e) => [e.event, e.measurements.length])).toEqual([['keel.process.long_mailbox', 50]]);
+    expect(logger.warn.mock.calls.filter(([m]) => m.includes('has 50 messages queued'))).toHaveLength(1);
+    GenServer.cast(node, pid, '50');
+    await node.idle();
+    expect(events.events).toHaveLength(1); // one event per crossing
+    await Sys.resume(node, pid);
+    await node.idle();
+    expect(await GenServer.call(node, pid, 'n')).toBe(51);
+    expect(node.info(pid)).toMatchObject({ mailboxLength: 0, longMailbox: false });
+    expect(events.events.map((e) => [e.event, e.measurements.length])).toEqual([
+      ['keel.process.long_mailbox', 50],
+      ['keel.process.long_mailbox_cleared', 0],
+    ]);
   });
 });
 

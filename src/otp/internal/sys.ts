@@ -30,7 +30,7 @@ export interface ServerStatus {
   readonly status: 'running' | 'suspended';
   /** Its parent: the process that started it, or `'node'`. */
   readonly parent: Pid | 'node';
-  /** Messages waiting in its mailbox, and (while suspended) those held until it resumes. */
+  /** Messages waiting in its mailbox, and (while suspended) those held until it resumes: `node.info`'s `mailboxLength`. */
   readonly queued: number;
   /** Its state as `formatStatus` shows it (the state itself without one; `{ state, data }` for a StateMachine). */
   readonly state: unknown;

@@ -84,6 +84,15 @@ export function isSystemMessage(m: unknown): boolean {
 }
 
 /**
+ * @internal What `p` has queued: its mailbox, and the messages it holds while suspended (in OTP's
+ * mailbox still, so `message_queue_len` counts them: `node.info`'s `mailboxLength`, the long-mailbox monitor).
+ */
+export function queuedOf(p: Proc): number {
+  const held = p.x?.held;
+  return held === undefined ? p.size : p.size + held.length;
+}
+
+/**
  * Takes the oldest message that is not a system message out of a mailbox, keeping the order of the
  * rest; NOTHING when there is none. O(1) when the oldest message is a user message; otherwise the
  * system messages queued before it move up one slot each.
@@ -301,7 +310,10 @@ export class Mailboxes {
       item = new HeldEnvelope(message, env);
     }
     x.admits = admits;
-    (x.held ??= new HeldQueue()).push(item);
+    const held = (x.held ??= new HeldQueue());
+    held.push(item);
+    // held messages are queued ones (in OTP's mailbox still): the long-mailbox monitor counts them
+    if (p.size + held.length >= this.longAbove) this.#mailboxLong(p);
   }
 
   /** How many messages `p` holds (see {@link hold}). */
@@ -384,21 +396,24 @@ export class Mailboxes {
     p.flags |= F_LONG;
     this.long++;
     const name = p.x?.name;
-    this.#host.telemetry.execute('keel.process.long_mailbox', { length: p.size }, { pid: p.self, name, above: this.longAbove, below: this.longBelow });
+    const length = queuedOf(p);
+    this.#host.telemetry.execute('keel.process.long_mailbox', { length }, { pid: p.self, name, above: this.longAbove, below: this.longBelow });
     if (this.#host.stopping) return;
     this.#host.log(
       'warn',
-      `process ${String(p.self)}${name === undefined ? '' : ` (${name})`} has ${p.size} messages queued: it receives faster than it handles them; ` +
+      `process ${String(p.self)}${name === undefined ? '' : ` (${name})`} has ${length} messages queued: it receives faster than it handles them; ` +
         'bound its mailbox (spawn options mailbox: { capacity, overflow }) or spread the work',
     );
   }
 
   /** After a turn of a process with a long mailbox: the event when it fell back to `longMailbox.below`. */
   checkShort(p: Proc): void {
-    if ((p.flags & F_LONG) === 0 || p.size > this.longBelow) return;
+    if ((p.flags & F_LONG) === 0) return;
+    const length = queuedOf(p);
+    if (length > this.longBelow) return;
     p.flags &= ~F_LONG;
     this.long--;
-    this.#host.telemetry.execute('keel.process.long_mailbox_cleared', { length: p.size }, { pid: p.self, name: p.x?.name, above: this.longAbove, below: this.longBelow });
+    this.#host.telemetry.execute('keel.process.long_mailbox_cleared', { length }, { pid: p.self, name: p.x?.name, above: this.longAbove, below: this.longBelow });
   }
 
   /** A process with a long mailbox died: it is counted no more (its death event reports what was queued). */
