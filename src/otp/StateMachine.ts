@@ -1,13 +1,14 @@
 import { markBehaviour } from './internal/lifecycle.js';
 import { describe, InvalidArgumentError, StartError, toError } from '../errors.js';
 import { isInstance } from '../runtime/safe.js';
-import { exitedWith, isDead, type Proc } from '../runtime/kernel.js';
+import { exitedWith, HeldEvent, isBounded, isDead, kernelOfProcess, NO_HELD, type Proc } from '../runtime/kernel.js';
 import { type ExitReason } from '../runtime/messages.js';
 import type { Target, TimerRef } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { type CallProtocol, GenServer, type GenServerSpec, type ReplyOf, type ServerName, type ServerPid, type StartOptions } from './GenServer.js';
 import { type From, PendingCall } from './internal/calls.js';
-import { SYS_VIEW, type SysView } from './internal/sys.js';
+import { ADMITS, SYS_VIEW, type SysView } from './internal/sys.js';
+import { admitsWhileSuspended, CastMessage, madeBy } from './internal/server.js';
 import { equal } from './internal/stateEqual.js';
 import { nextSlice, SLICE } from './internal/slice.js';
 import { adopt, isThenable } from './internal/thenable.js';
@@ -46,13 +47,19 @@ class Machine {
   readonly ctx: Context<any>;
   state: unknown;
   data: unknown;
-  /** Events postponed in the current state, oldest first. */
+  /** Events postponed in the current state, oldest first (an unbounded machine's: a bounded one's the kernel keeps). */
   postponed: Ev[] = [];
   /**
-   * Events to handle before the mailbox's next (inserted, replayed postponed ones), the next one
-   * last: taking one and putting some in front are O(1) each, however many are queued.
+   * True for a machine whose mailbox is bounded: its postponed events count against the capacity, so
+   * the kernel keeps them (as the messages a suspended server holds), and its replay takes them back.
    */
-  readonly events: Ev[] = [];
+  readonly bounded: boolean;
+  /**
+   * Events to handle before the mailbox's next (inserted, replayed postponed ones: a bounded
+   * machine's as the kernel's {@link HeldEvent}s), the next one last: taking one and putting some in
+   * front are O(1) each, however many are queued.
+   */
+  readonly events: (Ev | HeldEvent)[] = [];
   /** The 0 ms timeouts, handled once no event is queued (gen_statem's `t0q`), in the order they were set. */
   readonly zero = new Set<Timeout>();
   eventTimeout: Timeout | undefined = undefined;
@@ -73,6 +80,7 @@ class Machine {
     this.ctx = ctx;
     this.state = state;
     this.data = data;
+    this.bounded = isBounded(ctx as Proc);
   }
 
   /** Handles one event from the mailbox, then everything it queued. */
@@ -93,15 +101,38 @@ class Machine {
       // a long run of queued events (each inserting the next) is handled in slices: between two,
       // the node's other processes run, as the BEAM preempts a process however long it loops
       if (++n > SLICE) return nextSlice().then(() => this.drain());
-      let next: Ev | Timeout | undefined = this.events.pop();
+      let next: Ev | HeldEvent | Timeout | undefined = this.events.pop();
       if (next === undefined) {
         next = this.zero.values().next().value;
         if (next === undefined) return;
         this.zero.delete(next);
+      } else if (next instanceof HeldEvent) {
+        // a bounded machine's replayed event, taken back from the kernel (gone if it was evicted or withdrawn)
+        const ev = kernelOfProcess(this.ctx as Proc).takePostponed(this.ctx as Proc, next);
+        if (ev === NO_HELD) continue;
+        const r = this.dispatch(ev as Ev);
+        if (isThenable(r)) return r.then(() => this.#replayed());
+        this.#replayed(false);
+        continue;
       }
       const r = this.dispatch(next);
       if (isThenable(r)) return r.then(() => this.drain());
     }
+  }
+
+  /** A replayed event handled: its supervised message (in flight since taken back) is settled handled; then the rest. */
+  #replayed(thenDrain = true): void | Promise<void> {
+    if (!isDead(this.ctx as Proc)) kernelOfProcess(this.ctx as Proc).settleInflight(this.ctx as Proc);
+    if (thenDrain) return this.drain();
+  }
+
+  /**
+   * A bounded machine postpones `ev`: the kernel keeps it, counted against the capacity, with the
+   * message it is reported as if a drop_oldest mailbox evicts it (a call's: it fails at once).
+   */
+  #postpone(ev: Ev): void {
+    const msg = ev.type === 'call' ? ev.from : ev.type === 'cast' ? new CastMessage(ev.content) : ev.type === 'info' ? ev.content : ev;
+    kernelOfProcess(this.ctx as Proc).postpone(this.ctx as Proc, ev, msg, admits);
   }
 
   dispatch(item: Ev | Timeout): void | Promise<void> {
@@ -242,7 +273,8 @@ class Machine {
     if (r.hasData) this.data = r.data;
     const changed = !enter && !same;
     if (postpone) {
-      this.postponed.push(ev);
+      if (this.bounded) this.#postpone(ev);
+      else this.postponed.push(ev);
       if (ev.type === 'call') (ev.from as PendingCall).held();
     } else if (ev.type === 'call' && (ev.from as PendingCall).pending) {
       (ev.from as PendingCall).deferred();
@@ -250,7 +282,10 @@ class Machine {
     if (kind === NEXT) this.state = r.nextState;
     if (changed) {
       // a state change replays the postponed events, oldest first, and cancels the state timeout
-      if (this.postponed.length > 0) {
+      if (this.bounded) {
+        const kept = kernelOfProcess(this.ctx as Proc).replayPostponed(this.ctx as Proc);
+        if (kept.length > 0) pushReversed(this.events, kept);
+      } else if (this.postponed.length > 0) {
         pushReversed(this.events, this.postponed);
         this.postponed = [];
       }
@@ -384,7 +419,8 @@ class Machine {
     this.terminated = true;
     this.stopped = true;
     // the calls still waiting in the machine were never handled
-    for (const e of [...this.postponed, ...this.events]) if (e.type === 'call') (e.from as PendingCall).held();
+    // (a bounded machine's postponed calls, kept by the kernel, were marked held when postponed)
+    for (const e of [...this.postponed, ...this.events]) if (!(e instanceof HeldEvent) && e.type === 'call') (e.from as PendingCall).held();
     const terminate = this.spec.terminate;
     if (terminate === undefined) return;
     const r = terminate.call(this.spec, reason, this.state, this.data);
@@ -392,8 +428,17 @@ class Machine {
   }
 }
 
+/**
+ * What a bounded machine's mailbox takes past the events it postponed (or holds, suspended): what a
+ * suspended server takes (system calls, stops), and its own timeouts: a state timeout may be what
+ * ends the postponing, and it must not be refused by the events it is to replay.
+ */
+function admits(msg: unknown): boolean {
+  return admitsWhileSuspended(msg) || madeBy(msg, Timeout);
+}
+
 /** Puts `items` on the stack `events` so that the first of them is taken first. */
-function pushReversed(events: Ev[], items: readonly Ev[]): void {
+function pushReversed<T>(events: T[], items: readonly T[]): void {
   for (let i = items.length - 1; i >= 0; i--) events.push(items[i]!);
 }
 
@@ -454,6 +499,7 @@ function serverSpec(spec: AnySpec, mode: CallbackMode): GenServerSpec<Machine, C
     terminate: (reason, m) => m?.terminate(reason),
     formatStatus: spec.formatStatus === undefined ? undefined : (view: unknown) => spec.formatStatus!.call(spec, view as { state: unknown; data: unknown }),
     [SYS_VIEW]: VIEW,
+    [ADMITS]: admits,
   } as GenServerSpec<Machine, CallProtocol, unknown>, 'state_machine'); // its lifecycle events say what it is
 }
 

@@ -4,6 +4,7 @@ import { type Clock, isAttachable, kAttachNode, monotonicClock } from './Clock.j
 import { IdSequence } from './IdSequence.js';
 import { Cause, DeathWatch } from './internal/DeathWatch.js';
 import type { EnvelopeListener } from './internal/Envelope.js';
+import type { HeldEvent } from './internal/Held.js';
 import { Lifecycle, validateDelay } from './internal/Lifecycle.js';
 import { Delivery, Mailboxes, queuedOf } from './internal/Mailbox.js';
 import { NextTurn } from './internal/NextTurn.js';
@@ -309,6 +310,21 @@ export class KeelNode implements Node {
   /** @internal */
   takeHeld(p: Proc): unknown {
     return this.#mail.takeHeld(p);
+  }
+
+  /** @internal */
+  postpone(p: Proc, event: unknown, msg: unknown, admits: (message: unknown) => boolean): void {
+    this.#mail.postpone(p, event, msg, admits);
+  }
+
+  /** @internal */
+  replayPostponed(p: Proc): HeldEvent[] {
+    return this.#mail.replayPostponed(p);
+  }
+
+  /** @internal */
+  takePostponed(p: Proc, h: HeldEvent): unknown {
+    return this.#mail.takePostponed(p, h);
   }
 
   /** @internal */

@@ -9,11 +9,12 @@
 import { types } from 'node:util';
 import { InvalidArgumentError, ProcessExitedError } from '../errors.js';
 import type { EnvelopeListener } from './internal/Envelope.js';
-import { EXIT_SENTINEL, exitReasonOf, type ExitReport, ExitWatcher, F_BUSY, F_DEAD, F_RUNNING, isProc, NextTurnWatcher, type Proc, type ProcHost } from './internal/Proc.js';
+import { EXIT_SENTINEL, exitReasonOf, type ExitReport, ExitWatcher, F_BOUNDED, F_BUSY, F_DEAD, F_RUNNING, isProc, NextTurnWatcher, type Proc, type ProcHost } from './internal/Proc.js';
 import type { TimerEntry } from './internal/TimerHeap.js';
 import type { ExitReason } from './messages.js';
 import type { NameTable } from './NameRegistry.js';
 import { Delivery, NO_HELD } from './internal/Mailbox.js';
+import { HeldEvent } from './internal/Held.js';
 import { KeelNode, type KernelInternals } from './Node.js';
 import { type Pid, type RefImpl, RemoteMonitorWatch, type Target, type TimerRef } from './Pid.js';
 import type { GroupTable } from './ProcessGroups.js';
@@ -21,7 +22,7 @@ import type { RemoteRouter } from './remote.js';
 import type { TelemetryBus } from '../telemetry/Telemetry.js';
 import type { Context, Init, Node, SpawnOptions } from './types.js';
 
-export { Delivery, EXIT_SENTINEL, exitReasonOf, ExitWatcher, NextTurnWatcher, NO_HELD };
+export { Delivery, EXIT_SENTINEL, exitReasonOf, ExitWatcher, HeldEvent, NextTurnWatcher, NO_HELD };
 export type { EnvelopeListener, ExitReport, KernelInternals, Proc, RemoteRouter, TimerEntry };
 /** Making a node with its service slots filled: for `keel`'s `createNode` and the services' factories. */
 export { createRuntimeNode, type ServiceSlots } from './Node.js';
@@ -89,6 +90,16 @@ export interface Kernel extends ProcHost {
   takeHeld(p: Proc): unknown;
   /** How many messages `p` holds. */
   heldCount(p: Proc): number;
+  /**
+   * A bounded state machine postpones `event`, which came as `msg` (what an eviction reports, and
+   * tells if it is an exit watcher: a call): the kernel keeps it, counted against the capacity as a
+   * held message, with the envelope being handled set aside; `admits` as for {@link hold}.
+   */
+  postpone(p: Proc, event: unknown, msg: unknown, admits: (message: unknown) => boolean): void;
+  /** A state change: the postponed events not yet scheduled for replay, oldest first (each counts until {@link takePostponed}). */
+  replayPostponed(p: Proc): HeldEvent[];
+  /** Takes a postponed event back to handle it (its envelope in flight, the one before settled handled), or {@link NO_HELD} if it was evicted or withdrawn. */
+  takePostponed(p: Proc, h: HeldEvent): unknown;
   /** Settles the envelope `p` is handling as handled (a held message handled at last). */
   settleInflight(p: Proc): void;
   /** True when `p` is alive and its mailbox takes `n` more messages without refusing or evicting any. */
@@ -194,6 +205,11 @@ export function isKernel(value: unknown): value is Kernel {
 /** True once the process has exited (its context is a zombie's). */
 export function isDead(p: Proc): boolean {
   return (p.flags & F_DEAD) !== 0;
+}
+
+/** True when `p`'s mailbox is bounded (spawn option `mailbox`: fixed for its life). */
+export function isBounded(p: Proc): boolean {
+  return (p.flags & F_BOUNDED) !== 0;
 }
 
 /** True while the process is in its own handler: running it, or busy with an async handler's promise. */

@@ -1,7 +1,8 @@
 // StateMachine.start's `mailbox` option: GenServer's (the spawn option), for a state machine.
 import { describe, expect, it } from 'vitest';
 import { StateMachine, Sys } from '../../src/index.js';
-import { captureEvents } from '../../src/testing/index.js';
+import { sendSupervised } from '../../src/index.js';
+import { captureEvents, expectNoLeaks } from '../../src/testing/index.js';
 import { clockedNode, expectKeelError, failure, useNodes } from '../support.js';
 
 const track = useNodes();
@@ -70,16 +71,213 @@ describe('StateMachine.start mailbox option', () => {
     expect(await StateMachine.call(node, pid, 'log')).toEqual(['a', 'b']);
   });
 
-  it('a known limit: postponed events are the machine’s own queue, not counted against the bound (every one is kept, replayed on the state change)', async () => {
-    const { node, pid, dropped } = await machine(2, 'reject', 'closed');
+  it('unbounded, unchanged: postponed events are the machine’s own queue (every one kept, replayed on the state change); the mailbox length does not count them', async () => {
+    const { node } = clockedNode(track);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const pid = await StateMachine.start<S, string[], Calls, string, never>(node, {
+      init: () => ({ state: 'closed', data: [] }),
+      handleEvent: (ev, st, log) => {
+        if (ev.type === 'call') return { keepState: true, actions: [{ type: 'reply', from: ev.from, reply: log }] };
+        if (ev.type !== 'cast') return { keepState: true };
+        if (ev.content === 'open') return { nextState: 'open', data: [...log, 'open'] };
+        if (st === 'closed') return { keepState: true, actions: ['postpone'] };
+        return { keepState: true, data: [...log, ev.content] };
+      },
+    });
     for (let i = 0; i < 10; i++) {
       StateMachine.cast(node, pid, `${i}`);
       await node.idle(); // taken from the mailbox and postponed
     }
     expect(dropped.events).toEqual([]);
     expect(await Sys.getStatus(node, pid)).toMatchObject({ queued: 0 });
+    expect(node.info(pid)).toMatchObject({ mailboxLength: 0 });
     StateMachine.cast(node, pid, 'open');
     await node.idle();
     expect(await StateMachine.call(node, pid, 'log')).toEqual(['open', ...Array.from({ length: 10 }, (_, i) => `${i}`)]);
   });
 });
+
+type Ev2 = { request: string; reply: string[] };
+
+/**
+ * A machine that postpones everything (casts, calls, infos) while `closed`; a cast 'open' (or its
+ * state timeout, `openAfterMs`) opens it. Open, it logs each event and replies the log to a call.
+ */
+async function postponer(capacity: number, overflow: 'reject' | 'drop_newest' | 'drop_oldest', openAfterMs?: number) {
+  const { node, clock } = clockedNode(track);
+  const dropped = captureEvents(node, ['keel.message.dropped']);
+  const pid = await StateMachine.start<S, string[], Ev2, string, unknown>(
+    node,
+    {
+      init: () => ({ state: 'closed', data: [], actions: openAfterMs === undefined ? [] : [{ type: 'state_timeout', ms: openAfterMs, content: 'open' }] }),
+      handleEvent: (ev, st, log) => {
+        if (ev.type === 'state_timeout' || (ev.type === 'cast' && ev.content === 'open')) return { nextState: 'open', data: [...log, 'open'] };
+        if (st === 'closed') return { keepState: true, actions: ['postpone'] };
+        const entry = ev.type === 'call' ? `call:${ev.request}` : ev.type === 'cast' ? ev.content : `info:${String(ev.type === 'info' ? ev.content : ev.type)}`;
+        const next = [...log, entry];
+        return ev.type === 'call' ? { keepState: true, data: next, actions: [{ type: 'reply', from: ev.from, reply: next }] } : { keepState: true, data: next };
+      },
+    },
+    undefined,
+    { mailbox: { capacity, overflow } },
+  );
+  return { node, clock, pid, dropped, proc: node.resolve(pid)! };
+}
+
+describe('a bounded StateMachine’s postponed events count against its mailbox’s capacity', () => {
+  for (const overflow of ['reject', 'drop_newest'] as const) {
+    it(`${overflow}: capacity 3, everything postponed, a flood of 100 casts and 100 calls: exactly 3 accepted, every other refused (a call fails ERR_MAILBOX_FULL at once, a cast dropped), each counted; the state timeout still gets in and the 3 replay in order`, async () => {
+      const { node, clock, pid, dropped } = await postponer(3, overflow, 1000);
+      const calls: Promise<unknown>[] = [];
+      for (let i = 0; i < 100; i++) {
+        StateMachine.cast(node, pid, `c${i}`);
+        calls.push(StateMachine.call(node, pid, `k${i}`).then((r) => r, (e: unknown) => e));
+        await node.idle(); // what got in is taken and postponed before the next arrives
+      }
+      // accepted: c0 and k0 (both queued before the first idle), then c1; everything later refused
+      const refusedCalls = await Promise.all(calls.slice(1));
+      for (const e of refusedCalls) expectKeelError(e, 'ERR_MAILBOX_FULL');
+      expect(dropped.events.every((e) => e.metadata.reason === 'mailbox_full' && e.metadata.overflow === undefined)).toBe(true);
+      expect(dropped.events.filter((e) => isCast(e.metadata.message)).map((e) => (e.metadata.message as { request: string }).request)).toEqual(Array.from({ length: 98 }, (_, i) => `c${i + 2}`));
+      expect(dropped.events).toHaveLength(98 + 99);
+      expect(node.info(pid)).toMatchObject({ mailboxLength: 0 }); // postponed: not in the mailbox (as OTP's message_queue_len)
+      expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'running', state: { state: 'closed' } }); // a system call gets in
+      await clock.advance(1000); // the state timeout gets in past the postponed events
+      await node.idle();
+      expect(await calls[0]).toEqual(['open', 'c0', 'call:k0']);
+      expect(await StateMachine.call(node, pid, 'log')).toEqual(['open', 'c0', 'call:k0', 'c1', 'call:log']);
+      expect(dropped.events).toHaveLength(98 + 99);
+    });
+  }
+
+  it('drop_oldest: a new message evicts the oldest postponed event first (they arrived first), in order; an evicted call fails ERR_MAILBOX_FULL, never hangs; the rest replay in order on the state change', async () => {
+    const { node, pid, dropped } = await postponer(3, 'drop_oldest');
+    const k1 = StateMachine.call(node, pid, 'k1').then((r) => r, (e: unknown) => e);
+    const k2 = StateMachine.call(node, pid, 'k2').then((r) => r, (e: unknown) => e);
+    StateMachine.cast(node, pid, 'x');
+    await node.idle(); // k1, k2, x postponed
+    StateMachine.cast(node, pid, 'd'); // evicts k1
+    StateMachine.cast(node, pid, 'e'); // mailbox d, e + postponed k2, x: evicts k2
+    expectKeelError(await k1, 'ERR_MAILBOX_FULL');
+    expectKeelError(await k2, 'ERR_MAILBOX_FULL');
+    await node.idle(); // d, e postponed: x, d, e
+    StateMachine.cast(node, pid, 'open'); // evicts x; opens: d, e replay
+    await node.idle();
+    expect(dropped.events.map((e) => [e.metadata.overflow, (e.metadata.message as { request: string }).request])).toEqual([
+      ['drop_oldest', 'k1'],
+      ['drop_oldest', 'k2'],
+      ['drop_oldest', 'x'],
+    ]);
+    expect(await StateMachine.call(node, pid, 'log')).toEqual(['open', 'd', 'e', 'call:log']);
+  });
+
+  it('drop_oldest: a postponed Down or Exit is never evicted (as in a mailbox): the oldest user event behind it goes', async () => {
+    const { node, pid, dropped } = await postponer(2, 'drop_oldest');
+    const victim = node.spawn(() => () => undefined);
+    const proc = node.resolve(pid)!;
+    // eslint-disable-next-line keel/no-unmanaged-monitor -- the Down is the postponed system event under test
+    proc.monitor(victim);
+    node.exit(victim, 'kill'); // its Down postponed
+    StateMachine.cast(node, pid, 'a');
+    await node.idle();
+    StateMachine.cast(node, pid, 'b'); // evicts a, not the Down
+    await node.idle();
+    expect(dropped.events.map((e) => (e.metadata.message as { request: string }).request)).toEqual(['a']);
+    StateMachine.cast(node, pid, 'open'); // evicts b
+    await node.idle();
+    expect(await StateMachine.call(node, pid, 'log')).toEqual(['open', 'info:[object Object]', 'call:log']);
+  });
+
+  it('supervised messages postponed stay unsettled until handled on the replay; evicted ones settle dropped: each exactly once, sent = handled + dropped', async () => {
+    const { node, pid, proc } = await postponer(4, 'drop_oldest');
+    const outcomes: string[][] = [];
+    const listener = (id: string) => ({ handled: () => void outcomes.push([id, 'handled']), failed: (reason: string) => void outcomes.push([id, reason]) });
+    for (let i = 0; i < 6; i++) {
+      node.deliverEnvelope(undefined, proc, `m${i}`, `id${i}`, listener(`id${i}`));
+      await node.idle();
+    }
+    // 4 postponed (m2..m5): m0, m1 evicted, settled dropped; none handled yet
+    expect(outcomes).toEqual([['id0', 'dropped'], ['id1', 'dropped']]);
+    expect(node.internals().envelopes).toBe(4);
+    StateMachine.cast(node, pid, 'open'); // evicts m2; opens: m3, m4, m5 replay, each handled
+    await node.idle();
+    expect(outcomes.slice(2)).toEqual([['id2', 'dropped'], ['id3', 'handled'], ['id4', 'handled'], ['id5', 'handled']]);
+    expect(await StateMachine.call(node, pid, 'log')).toEqual(['open', 'info:m3', 'info:m4', 'info:m5', 'call:log']);
+    expect(node.internals().envelopes).toBe(0);
+  });
+
+  it('a postponed supervised message taken back by its sender (withdrawn) frees its place and is skipped by the replay; the others replay in order', async () => {
+    const { node, pid, proc } = await postponer(3, 'reject');
+    const outcomes: string[][] = [];
+    const listeners = [0, 1, 2].map((i) => ({ handled: () => void outcomes.push([`id${i}`, 'handled']), failed: (reason: string) => void outcomes.push([`id${i}`, reason]) }));
+    for (let i = 0; i < 3; i++) node.deliverEnvelope(undefined, proc, `m${i}`, `id${i}`, listeners[i]);
+    await node.idle();
+    expect(node.withdrawEnvelope(pid, 'id1', listeners[1])).toBe(true);
+    expect(outcomes).toEqual([['id1', 'withdrawn']]);
+    StateMachine.cast(node, pid, 'open'); // the freed place
+    await node.idle();
+    expect(outcomes).toEqual([['id1', 'withdrawn'], ['id0', 'handled'], ['id2', 'handled']]);
+    expect(await StateMachine.call(node, pid, 'log')).toEqual(['open', 'info:m0', 'info:m2', 'call:log']);
+    expect(node.internals().envelopes).toBe(0);
+  });
+
+  it('killed with postponed supervised messages and calls: every envelope settles down once, every call fails with the exit (stage queued); nothing leaks', async () => {
+    const { node, pid, proc } = await postponer(10, 'reject');
+    const outcomes: string[][] = [];
+    const sent = 5;
+    for (let i = 0; i < sent; i++) node.deliverEnvelope(undefined, proc, `m${i}`, `id${i}`, { handled: () => void outcomes.push([`id${i}`, 'handled']), failed: (reason) => void outcomes.push([`id${i}`, reason]) });
+    const call = StateMachine.call(node, pid, 'k').then((r) => r, (e: unknown) => e);
+    const supervised = sendSupervised(node, pid, 'sup', { ack: 'handled', onError: 'ignore' });
+    await node.idle();
+    expect(outcomes).toEqual([]);
+    expect(node.internals().envelopes).toBe(sent + 1);
+    node.exit(pid, 'kill');
+    expect(outcomes).toEqual(Array.from({ length: sent }, (_, i) => [`id${i}`, 'down']));
+    expect(await supervised).toMatchObject({ ok: false, reason: 'process_down' });
+    const e = await call;
+    expectKeelError(e, 'ERR_CALL_EXIT');
+    expect(e).toMatchObject({ stage: 'queued' });
+    await node.idle();
+    expect(outcomes).toHaveLength(sent);
+    expect(node.internals().envelopes).toBe(0);
+    expectNoLeaks(node);
+  });
+
+  it('suspended with postponed events: held + postponed + mailbox never pass the capacity; on resume the held ones are handled (postponed again here) after the earlier postponed, and the state change replays all in arrival order', async () => {
+    const { node, clock, pid, dropped } = await postponer(5, 'reject', 1000);
+    for (const c of ['a', 'b']) StateMachine.cast(node, pid, c);
+    await node.idle(); // a, b postponed
+    await Sys.suspend(node, pid);
+    for (const c of ['c', 'd', 'e', 'f']) {
+      StateMachine.cast(node, pid, c);
+      await node.idle(); // c, d, e held; f refused (2 postponed + 3 held)
+    }
+    expect(dropped.events.map((e) => (e.metadata.message as { request: string }).request)).toEqual(['f']);
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'suspended', queued: 3 });
+    expect(node.info(pid)).toMatchObject({ mailboxLength: 3 });
+    await Sys.resume(node, pid); // c, d, e replayed: postponed again, after a, b
+    await node.idle();
+    StateMachine.cast(node, pid, 'g'); // 5 postponed: refused
+    await node.idle();
+    expect(dropped.events.map((e) => (e.metadata.message as { request: string }).request)).toEqual(['f', 'g']);
+    await clock.advance(1000);
+    await node.idle();
+    expect(await StateMachine.call(node, pid, 'log')).toEqual(['open', 'a', 'b', 'c', 'd', 'e', 'call:log']);
+  });
+
+  it('a stop gets in past the postponed events (as past held ones): terminate runs, the postponed calls fail queued', async () => {
+    const { node, pid } = await postponer(2, 'reject');
+    const k = StateMachine.call(node, pid, 'k').then((r) => r, (e: unknown) => e);
+    StateMachine.cast(node, pid, 'a');
+    await node.idle();
+    await StateMachine.stop(node, pid, 'shutdown');
+    const e = await k;
+    expectKeelError(e, 'ERR_CALL_EXIT');
+    expect(e).toMatchObject({ stage: 'queued' });
+    expect(node.isAlive(pid)).toBe(false);
+  });
+});
+
+function isCast(m: unknown): boolean {
+  return typeof m === 'object' && m !== null && m.constructor.name === 'CastMessage';
+}

@@ -11,7 +11,7 @@ import type { TelemetryBus } from '../../telemetry/Telemetry.js';
 import type { MessageFlow } from '../../telemetry/tracing.js';
 import type { CallProtocol, GenServerSpec } from './spec.js';
 import { type From, PendingCall } from './calls.js';
-import { handleSys, holdWhileSuspended, isParentExit, isSysCall, SysRequest } from './sys.js';
+import { ADMITS, handleSys, holdWhileSuspended, isParentExit, isSysCall, SysRequest } from './sys.js';
 import { adopt, isThenable } from './thenable.js';
 /** @internal A cast's message (a StateMachine is cast to the same way). */
 export class CastMessage {
@@ -95,12 +95,12 @@ function kindOfOther(msg: unknown): number {
  * by {@link madeBy}, never `instanceof` (which runs a proxy's `getPrototypeOf`, the message's or one
  * up its prototype chain, as a call's request may be).
  */
-function admitsWhileSuspended(msg: unknown): boolean {
+export function admitsWhileSuspended(msg: unknown): boolean {
   return madeBy(msg, StopMessage) || (madeBy(msg, PendingCall) && madeBy((msg as PendingCall).request, SysRequest));
 }
 
 /** True when `v` was made by `C` itself (none of these three is subclassed), read with no code of `v`'s run: no proxy trap, no prototype chain walked. */
-function madeBy(v: unknown, C: { readonly prototype: object }): boolean {
+export function madeBy(v: unknown, C: { readonly prototype: object }): boolean {
   return typeof v === 'object' && v !== null && !types.isProxy(v) && Object.getPrototypeOf(v) === C.prototype;
 }
 
@@ -134,7 +134,7 @@ export class Server<S> {
     } catch {
       kind = INFO;
     }
-    if (this.suspended && holdWhileSuspended(this, msg, kind === STOP, admitsWhileSuspended)) return;
+    if (this.suspended && holdWhileSuspended(this, msg, kind === STOP, this.spec[ADMITS] ?? admitsWhileSuspended)) return;
     if (this.armedTimeout !== undefined) {
       // a message came: the timeout a callback returned is off (a Sys call is none: it keeps it)
       if (kind === TIMED_OUT) return this.#timedOut(msg as TimeoutMessage);

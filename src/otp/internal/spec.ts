@@ -1,7 +1,7 @@
 import type { ExitReason } from '../../runtime/messages.js';
 import type { Context } from '../../runtime/types.js';
 import type { From } from './calls.js';
-import type { SYS_VIEW, SysView } from './sys.js';
+import type { ADMITS, SYS_VIEW, SysView } from './sys.js';
 
 // A GenServer's spec, its callbacks and what they return: the types the server loop (./server.ts)
 // runs and GenServer.ts starts, here so that neither imports the other for them (GenServer.ts
@@ -51,4 +51,6 @@ export interface GenServerSpec<S, P extends CallProtocol = CallProtocol, Cast = 
   formatStatus?(state: S): unknown;
   /** @internal How a behaviour built on this server shows its state to `Sys`. */
   readonly [SYS_VIEW]?: SysView;
+  /** @internal What a bounded server takes past the messages it holds (see `ADMITS`). */
+  readonly [ADMITS]?: (message: unknown) => boolean;
 }

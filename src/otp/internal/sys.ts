@@ -47,6 +47,13 @@ export interface SysView {
   set(state: unknown, next: unknown): unknown;
 }
 
+/**
+ * @internal The key of a spec's own test of what a bounded server takes past the messages it holds
+ * (default: the server's `admitsWhileSuspended`, its system calls and stops); a StateMachine's also
+ * takes its own timeouts, past what it holds or postponed: a state timeout may end the postponing.
+ */
+export const ADMITS: unique symbol = Symbol('keel.admits');
+
 /** @internal The key of a spec's {@link SysView}. */
 export const SYS_VIEW: unique symbol = Symbol('keel.sysView');
 

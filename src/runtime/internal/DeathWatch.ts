@@ -6,7 +6,7 @@ import { checkTarget, nameOf, type Pid, PidImpl, procOfAny, RefImpl, setProc, ty
 import { InvalidArgumentError } from '../../errors.js';
 import type { GroupTable } from '../ProcessGroups.js';
 import type { Envelope } from './Envelope.js';
-import { HeldEnvelope, type HeldQueue } from './Held.js';
+import { HeldEnvelope, type HeldEvent, type HeldQueue } from './Held.js';
 import { type Mailboxes, removeWhere, shrink } from './Mailbox.js';
 import { EMPTY, EXIT_SENTINEL, type ExitReport, type ExitWatcher, F_BUSY, F_DEAD, F_KILLED, F_LONG, F_SCHEDULED, F_SHUTDOWN, F_TRAP, Monitor, type Proc } from './Proc.js';
 import type { ProcTable } from './ProcTable.js';
@@ -104,6 +104,7 @@ export class DeathWatch {
     const x = p.x !== undefined ? p.x : reason === 'normal' ? undefined : reason === 'shutdown' ? ((p.flags |= F_SHUTDOWN), undefined) : reason === 'killed' ? ((p.flags |= F_KILLED), undefined) : p.ext();
     let inflight: Envelope | undefined;
     let held: HeldQueue | undefined;
+    let postponed: HeldQueue | undefined;
     let hooks: Set<(reason: ExitReason) => void> | undefined;
     let report: ExitReport | undefined;
     let watchers: ExitWatcher[] | undefined;
@@ -114,6 +115,8 @@ export class DeathWatch {
       x.inflight = undefined;
       held = x.held;
       x.held = undefined;
+      postponed = x.postponed;
+      x.postponed = undefined;
       x.admits = undefined;
       hooks = x.exitHooks;
       x.exitHooks = undefined;
@@ -174,6 +177,12 @@ export class DeathWatch {
     // held by a suspended server, never handled
     held?.forEach((h) => {
       if (isInstance(h, HeldEnvelope)) this.#mail.settleEnvelope(h.env, 'down', reason);
+    });
+    // postponed by a bounded state machine, never handled again
+    postponed?.forEach((h) => {
+      const e = h as HeldEvent;
+      e.gone = true;
+      if (e.env !== undefined) this.#mail.settleEnvelope(e.env, 'down', reason);
     });
     if (left > 0) this.#droppedWith(p, left, queued, reason);
     if (x?.abort !== undefined && !x.abort.signal.aborted) x.abort.abort(reason);

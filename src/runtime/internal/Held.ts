@@ -13,6 +13,27 @@ export class HeldEnvelope {
   }
 }
 
+/**
+ * @internal An event a bounded state machine postponed: kept by the kernel (in `ProcExtras.postponed`),
+ * counted against the mailbox's capacity as a held message is, until the machine handles it again.
+ * `msg` is the message it came as (what an eviction reports and tells: a call fails), `event` the
+ * machine's own event (what {@link Mailboxes.takePostponed} answers), `env` its supervised message.
+ */
+export class HeldEvent {
+  readonly event: unknown;
+  readonly msg: unknown;
+  env: Envelope | undefined;
+  /** A state change scheduled it for replay (it still counts until it is handled). */
+  replaying = false;
+  /** No longer kept: handled again, evicted, withdrawn, or its process died. */
+  gone = false;
+  constructor(event: unknown, msg: unknown, env: Envelope | undefined) {
+    this.event = event;
+    this.msg = msg;
+    this.env = env;
+  }
+}
+
 /** Past this many taken slots, and half the array, the taken slots are given back. */
 const COMPACT_ABOVE = 1024;
 

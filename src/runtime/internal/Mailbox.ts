@@ -4,7 +4,7 @@ import { nameOf, type Target } from '../Pid.js';
 import { Envelope, type EnvelopeListener } from './Envelope.js';
 import { EMPTY, EXIT_SENTINEL, ExitWatcher, F_BOUNDED, F_BUSY, F_DEAD, F_LONG, F_RUNNING, F_SCHEDULED, type Proc } from './Proc.js';
 import { isInstance } from '../safe.js';
-import { HeldEnvelope, HeldQueue } from './Held.js';
+import { HeldEnvelope, HeldEvent, HeldQueue } from './Held.js';
 
 /**
  * The mailbox: a ring buffer inlined in the process record (`buf` of a power-of-two length, `head`,
@@ -124,6 +124,22 @@ function evictHeld(p: Proc): unknown {
   return m;
 }
 
+/** True for a postponed event that came as a `Down` or an `Exit`: never evicted, as in a mailbox. */
+function isSystemEvent(h: unknown): boolean {
+  return isSystemMessage((h as HeldEvent).msg);
+}
+
+/** Takes the oldest postponed event that is not a system message (older than any held or queued message); NOTHING when there is none. */
+function evictPostponed(p: Proc): unknown {
+  const x = p.x!;
+  const postponed = x.postponed;
+  if (postponed === undefined) return NOTHING;
+  const h = postponed.removeFirst(isSystemEvent, NOTHING);
+  if (postponed.length === 0) x.postponed = undefined;
+  if (h !== NOTHING) (h as HeldEvent).gone = true;
+  return h;
+}
+
 /**
  * @internal The node's mailbox writes and their bookkeeping. Every message a process receives is
  * put in its mailbox by {@link Mailboxes.enqueue}; user code (telemetry handlers, the logger, an
@@ -193,21 +209,30 @@ export class Mailboxes {
     const x = p.x!;
     // the messages a suspended server holds count as queued (they are, in OTP's mailbox); past them
     // only, a system call still gets in (a Sys.resume must reach a suspended server that is full)
-    const held = x.held;
+    // and so do the events a bounded state machine postponed (older still)
+    const kept = (x.held?.length ?? 0) + (x.postponed?.length ?? 0);
     if (
-      (held === undefined ? p.size : p.size + held.length) >= x.capacity &&
+      p.size + kept >= x.capacity &&
       !isSystemMessage(message) &&
-      !(held !== undefined && p.size < x.capacity && x.admits!(message))
+      !(kept > 0 && p.size < x.capacity && x.admits!(message))
     ) {
       if (x.overflow !== 'drop_oldest') {
         this.dropped(from, p.self, message, 'mailbox_full');
         return Delivery.MailboxFull;
       }
-      evicted = evictHeld(p); // the held ones are older than any in the mailbox
+      evicted = evictPostponed(p); // the postponed ones came first, then the held ones, then the mailbox's
+      if (evicted === NOTHING) evicted = evictHeld(p);
       if (evicted === NOTHING) evicted = evictOldest(p);
     }
     if (this.#push(p, message) === this.longAbove) this.#mailboxLong(p);
     if (evicted !== NOTHING) {
+      if (isInstance(evicted, HeldEvent)) {
+        const env = evicted.env;
+        this.dropped(undefined, p.self, env ?? evicted.msg, 'mailbox_full', 'drop_oldest');
+        if (env !== undefined) this.settleEnvelope(env, 'dropped');
+        else if (isInstance(evicted.msg, ExitWatcher)) evicted.msg.dropped?.(); // a postponed call fails at once
+        return Delivery.Enqueued;
+      }
       if (isInstance(evicted, HeldEnvelope)) {
         this.dropped(undefined, p.self, evicted.env, 'mailbox_full', 'drop_oldest');
         this.settleEnvelope(evicted.env, 'dropped');
@@ -235,7 +260,8 @@ export class Mailboxes {
   /** True when `p` is alive and its mailbox takes `n` more messages without refusing or evicting any. */
   canAccept(p: Proc, n: number): boolean {
     if ((p.flags & F_DEAD) !== 0) return false;
-    return (p.flags & F_BOUNDED) === 0 || p.size + (p.x!.held?.length ?? 0) + n <= p.x!.capacity;
+    const x = p.x!;
+    return (p.flags & F_BOUNDED) === 0 || p.size + (x.held?.length ?? 0) + (x.postponed?.length ?? 0) + n <= x.capacity;
   }
 
   // ---- supervised messages ------------------------------------------------------------------
@@ -270,6 +296,18 @@ export class Mailboxes {
         for (const h of taken) removed.push((h as HeldEnvelope).env);
       }
     }
+    const postponed = x?.postponed;
+    if (postponed !== undefined) {
+      // a postponed one too: it was never handled (a state machine's replay skips it)
+      const taken = postponed.removeWhere((h) => (h as HeldEvent).env !== undefined && mine((h as HeldEvent).env!));
+      if (taken !== undefined) {
+        if (postponed.length === 0) x!.postponed = undefined;
+        for (const h of taken) {
+          (h as HeldEvent).gone = true;
+          removed.push((h as HeldEvent).env!);
+        }
+      }
+    }
     if (p.size > 0) {
       removeWhere(p, (m) => {
         if (Envelope.is(m) && mine(m)) {
@@ -293,6 +331,10 @@ export class Mailboxes {
     p.x?.held?.forEach((h) => {
       if (isInstance(h, HeldEnvelope) && h.env.id === id && h.env.listener === listener) h.env.listener = undefined;
     });
+    p.x?.postponed?.forEach((h) => {
+      const e = (h as HeldEvent).env;
+      if (e !== undefined && e.id === id && e.listener === listener) e.listener = undefined;
+    });
   }
 
   /**
@@ -314,6 +356,48 @@ export class Mailboxes {
     held.push(item);
     // held messages are queued ones (in OTP's mailbox still): the long-mailbox monitor counts them
     if (p.size + held.length >= this.longAbove) this.#mailboxLong(p);
+  }
+
+  /**
+   * A bounded state machine postpones `event` (which came as `msg`): kept, in order, with the process,
+   * counted against its capacity as a held message is (the supervised message being handled set
+   * aside with it); `admits` says which messages get in past them.
+   */
+  postpone(p: Proc, event: unknown, msg: unknown, admits: (message: unknown) => boolean): void {
+    const x = p.ext();
+    const env = x.inflight;
+    x.inflight = undefined;
+    x.admits = admits;
+    (x.postponed ??= new HeldQueue()).push(new HeldEvent(event, msg, env));
+  }
+
+  /** A state change: the postponed events not yet scheduled for replay, oldest first, marked as scheduled (they count until taken). */
+  replayPostponed(p: Proc): HeldEvent[] {
+    const out: HeldEvent[] = [];
+    p.x?.postponed?.forEach((h) => {
+      const e = h as HeldEvent;
+      if (e.replaying) return;
+      e.replaying = true;
+      out.push(e);
+    });
+    return out;
+  }
+
+  /**
+   * Takes a postponed event back to handle it, or NO_HELD when it is no longer kept (evicted,
+   * withdrawn): what was in flight is settled handled, and its supervised message is in flight now.
+   */
+  takePostponed(p: Proc, h: HeldEvent): unknown {
+    const x = p.x;
+    const postponed = x?.postponed;
+    if (h.gone || postponed === undefined) return NO_HELD;
+    h.gone = true;
+    if (postponed.items[postponed.head] === h) postponed.shift();
+    else postponed.removeWhere((m) => m === h);
+    if (postponed.length === 0) x!.postponed = undefined;
+    this.settleInflight(p, 'handled');
+    x!.inflight = h.env;
+    return h.event;
   }
 
   /** How many messages `p` holds (see {@link hold}). */

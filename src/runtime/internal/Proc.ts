@@ -106,6 +106,11 @@ export class ProcExtras {
    * at the process's death.
    */
   declare held: HeldQueue | undefined;
+  /**
+   * The events a bounded state machine postponed ({@link HeldEvent}s), oldest first; undefined when
+   * none. They count against the capacity as held messages do.
+   */
+  declare postponed: HeldQueue | undefined;
   /** Which messages a bounded mailbox takes past the held ones (a server's system calls); set with the first held. */
   declare admits: ((message: unknown) => boolean) | undefined;
   declare exitHooks: Set<(reason: ExitReason) => void> | undefined;
@@ -128,6 +133,7 @@ export class ProcExtras {
     this.overflow = 'reject';
     this.inflight = undefined;
     this.held = undefined;
+    this.postponed = undefined;
     this.admits = undefined;
     this.exitHooks = undefined;
     this.exitReport = undefined;
