@@ -41,6 +41,7 @@ export {
   MessageTooLargeError,
   MalformedFrameError,
   ProtocolMismatchError,
+  JoinRefusedError,
   StoreInUseError,
   StoreUnavailableError,
   StoreVersionError,

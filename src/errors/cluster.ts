@@ -1,6 +1,7 @@
 /**
  * Errors of the cluster: a node not connected, peers that did not join, the global registry's sync,
- * a value too large to send, a malformed batch of frames, a peer speaking another protocol version.
+ * a value too large to send, a malformed batch of frames, a peer speaking another protocol version,
+ * a join refused.
  */
 import { KeelError } from './base.js';
 
@@ -118,5 +119,31 @@ export class ProtocolMismatchError extends KeelError {
     this.transport = transport;
     this.local = local;
     this.remote = remote;
+  }
+}
+
+/**
+ * A worker hub refused a node's join: the join named another node than the one the hub attached on
+ * that control port (the name it was spawned with), or its incarnation was not a positive safe
+ * integer. The hub lets the port go (the name is free again, nothing more is read from it) and
+ * reports this error as a process warning; the node's `transport.start` rejects with it. Only a
+ * node that speaks the control protocol by hand, or another build of Keel, gets there: a Keel
+ * worker checks both before it joins.
+ */
+export class JoinRefusedError extends KeelError {
+  /** The transport whose join was refused (`'worker'`). */
+  readonly transport: string;
+  /** The node the control port belongs to: the name it was spawned or attached with. */
+  readonly node: string;
+  /** What was wrong with the join, as the hub said it (`it named "b", not 'a'`). */
+  readonly detail: string;
+  constructor(transport: string, subject: string, node: string, detail: string) {
+    super(
+      'ERR_JOIN_REFUSED',
+      `${subject} refused the join of node '${node}': ${detail}; a ${transport} node must start its transport under the name it was spawned with (workerNode().name), with a positive safe integer incarnation`,
+    );
+    this.transport = transport;
+    this.node = node;
+    this.detail = detail;
   }
 }

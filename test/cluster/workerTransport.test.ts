@@ -545,6 +545,98 @@ describe('worker transport: the protocol version check', () => {
   }, 60_000);
 });
 
+describe('worker transport: the join handshake', () => {
+  const PROTOCOL_FIXTURE = new URL('./fixtures/workerProtocol.mjs', import.meta.url);
+  const builtCluster = (): string => new URL('./cluster/index.js', builtIndex()).href;
+  const ADVICE = 'a worker node must start its transport under the name it was spawned with (workerNode().name), with a positive safe integer incarnation';
+  type Control = Event & { message: unknown[] };
+
+  /** A forged node (no Keel: it speaks the control protocol by hand), posting `joins` in turn. */
+  function forge(name: string, joins: unknown[][]): Node {
+    hub ??= createWorkerHub();
+    return new Node(name, hub.spawnNode(PROTOCOL_FIXTURE, { name, workerData: { mode: 'forge', joins } }));
+  }
+  const controls = (node: Node): unknown[][] => node.events.filter((e) => e.ev === 'control').map((e) => (e as Control).message);
+
+  /** The process warnings whose code is `code`, as they come. */
+  function collectWarnings(code: string): { readonly seen: Error[]; off: () => void } {
+    const seen: Error[] = [];
+    const listener = (w: Error): void => void ((w as { code?: unknown }).code === code && seen.push(w));
+    process.on('warning', listener);
+    return { seen, off: () => process.off('warning', listener) };
+  }
+
+  it("a hub refuses a join that names another node, or whose incarnation is not a positive safe integer: the node is told why, the hub lets its port go (nothing more read, its name free again) and reports it once, a warning carrying JoinRefusedError (ERR_JOIN_REFUSED)", async () => {
+    const warnings = collectWarnings('ERR_JOIN_REFUSED');
+    try {
+      const main = await mainNode();
+      const huge = 'x'.repeat(1_000_000);
+      const cases: { name: string; join: unknown[]; detail: string }[] = [
+        { name: 'n1', join: ['join', 'other', 1, 1], detail: `it named "other", not 'n1'` },
+        // what structured cloning lets through: data. An object whose toString is not a function
+        // throws in String(); a million-character name is not echoed back whole
+        { name: 'n2', join: ['join', { toString: 0 }, 1, 1], detail: `it named an object, not 'n2'` },
+        { name: 'n3', join: ['join', huge, 1, 1], detail: `it named "${'x'.repeat(57)}...", not 'n3'` },
+        { name: 'n4', join: ['join', ['n4'], 1, 1], detail: `it named an array of length 1, not 'n4'` },
+        ...([[0, '0'], [-1, '-1'], [1.5, '1.5'], [NaN, 'NaN'], ['1', '"1"'], [2 ** 53, '9007199254740992'], [undefined, 'undefined']] as const).map(([incarnation, text], i) => ({
+          name: `i${i}`,
+          join: ['join', `i${i}`, incarnation, 1],
+          detail: `its incarnation ${text} is not a positive safe integer`,
+        })),
+      ];
+      // each forged node posts its bad join, then a good one (a retry), then 50 more bad ones
+      const nodes = cases.map((c) => forge(c.name, [c.join, ['join', c.name, 1, 1], ...Array.from({ length: 50 }, () => c.join)]));
+      for (const [i, c] of cases.entries()) {
+        const node = nodes[i]!;
+        // its port let go by the hub (or, the port kept, a second answer)
+        await node.event((e) => e.ev === 'closed' || controls(node).length >= 2);
+        expect(controls(node)).toEqual([['refused', c.detail]]);
+        expect(node.events.at(-1)!.ev).toBe('closed');
+      }
+      expect(hub!.nodes).toEqual(['main']);
+      // one warning per refused node, not one per join, whatever order their threads joined in
+      const reported = warnings.seen.map((w) => ({ ...w, name: w.name, message: w.message })).sort((x, y) => String((x as { node?: unknown }).node).localeCompare(String((y as { node?: unknown }).node)));
+      expect(reported).toEqual(
+        [...cases]
+          .sort((x, y) => x.name.localeCompare(y.name))
+          .map((c) => ({ name: 'JoinRefusedError', code: 'ERR_JOIN_REFUSED', transport: 'worker', node: c.name, detail: c.detail, message: `this worker hub refused the join of node '${c.name}': ${c.detail}; ${ADVICE}` })),
+      );
+      // refused: never introduced; the names are free again while the forged threads live on
+      for (const c of cases) expect(await main.t.probe(c.name, 5000)).toBe('gone');
+      const again = await spawn('n1');
+      expect(hub!.nodes).toEqual(['main', 'n1']);
+      expect(await again.call('probe', { peer: 'main', timeoutMs: 5000 })).toBe('alive');
+      expect(warnings.seen).toHaveLength(cases.length);
+    } finally {
+      warnings.off();
+    }
+  }, 60_000);
+
+  it("a Keel worker whose join its hub refuses rejects its start with JoinRefusedError saying why, and closes", async () => {
+    // the test is the hub here, speaking the control protocol by hand: it refuses the join
+    const { port1, port2 } = new MessageChannel();
+    const control: unknown[] = [];
+    port1.on('message', (m: unknown) => {
+      control.push(m);
+      port1.postMessage(['refused', `it named "y", not 'z'`]);
+    });
+    const closed = new Promise((resolve) => port1.once('close', resolve));
+    const node = new Node('y', new Worker(PROTOCOL_FIXTURE, { workerData: { keelWorkerNode: { name: 'y', port: port2, version: 1 }, data: { mode: 'node', module: builtCluster() } }, transferList: [port2] }));
+    const reported = (await node.event((e) => e.ev === 'start')) as Event & { error: unknown };
+    expect(reported.error).toEqual({
+      name: 'JoinRefusedError',
+      code: 'ERR_JOIN_REFUSED',
+      transport: 'worker',
+      node: 'y',
+      detail: `it named "y", not 'z'`,
+      message: `its worker hub refused the join of node 'y': it named "y", not 'z'; ${ADVICE}`,
+    });
+    expect(control).toEqual([['join', 'y', 1, 1]]);
+    await closed;
+    expect(await node.exited).toBe(0);
+  }, 60_000);
+});
+
 const track = useNodes();
 
 describe('worker transport: a peer that does not read', () => {

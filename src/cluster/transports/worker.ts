@@ -30,7 +30,7 @@
  *   ({@link TransportHandler.overloaded}), as Akka drops what overflows an association's send queue.
  */
 import { isMainThread, MessageChannel, type MessagePort, type Transferable, Worker, type WorkerOptions, workerData } from 'node:worker_threads';
-import { checkKeys, InvalidArgumentError, NameTakenError, NodeStoppedError, ProtocolMismatchError, thrownText } from '../../errors.js';
+import { checkKeys, describe, InvalidArgumentError, JoinRefusedError, NameTakenError, NodeStoppedError, ProtocolMismatchError, thrownText } from '../../errors.js';
 import type { NodeIdentity, ProbeResult, Transport, TransportHandler } from '../Transport.js';
 
 /** The key under which {@link WorkerHub.spawnNode} puts the node's name and control port in `workerData`. */
@@ -70,7 +70,8 @@ const JOIN_ACK_TIMEOUT_MS = 2000;
 // any two can tell they differ: the handle's `version`, and the join's fourth element.
 // Control messages (hub <-> node), arrays on the control port:
 //   node -> hub: ['join', name, incarnation, version]
-//   hub -> node: ['peer', name, port] | ['joined'] | ['refused', reason] | ['refused', reason, 'protocol', version]
+//   hub -> node: ['peer', name, port] | ['joined'] | ['refused', detail] | ['refused', reason, 'protocol', version]
+//   (['refused', detail]: a join naming another node, or of a bad incarnation; detail says which, as JoinRefusedError's)
 // The hub checks a join's version before anything else and introduces (pairs) only nodes it let join: the pair ports
 // below need no check of their own.
 // Pair port messages: a string is a direct batch; ['b', batch] a broadcast; ['p', id] a ping; ['q', id] its answer;
@@ -127,7 +128,10 @@ export interface WorkerHub {
    * uncaught error ends its thread only: without an `'error'` listener of the caller's, it is a
    * process warning (`KEEL_WORKER_NODE_ERROR`). A worker whose Keel speaks another
    * {@link WORKER_PROTOCOL_VERSION} is refused (never introduced to the others), and the hub reports
-   * it as a process warning carrying the {@link ProtocolMismatchError} (`ERR_PROTOCOL_MISMATCH`).
+   * it as a process warning carrying the {@link ProtocolMismatchError} (`ERR_PROTOCOL_MISMATCH`). A
+   * join under another name, or with an incarnation that is not a positive safe integer, is refused
+   * alike, and reported as a warning carrying the {@link JoinRefusedError} (`ERR_JOIN_REFUSED`). A
+   * refused node's control port is let go: nothing more is read from it, and its name is free again.
    */
   spawnNode(script: string | URL, options: SpawnNodeOptions): Worker;
   /** A transport for a node `name` in this thread (beside the workers'). Throws `ERR_NAME_TAKEN` as `spawnNode`. */
@@ -191,6 +195,8 @@ export function createWorkerHub(): WorkerHub {
   const detach = (member: Member): void => {
     if (members.get(member.name) === member) members.delete(member.name);
     member.control.close();
+    // its own join, if it was under way, is over (the wait for its acknowledgements too)
+    member.pending = undefined;
     // a newcomer waiting for this one's acknowledgement waits no more
     for (const other of members.values()) if (other.pending?.delete(member) === true) settleJoin(other);
     if (joining === member) {
@@ -224,7 +230,16 @@ export function createWorkerHub(): WorkerHub {
       return;
     }
     if (name !== member.name || !Number.isSafeInteger(incarnation) || incarnation <= 0) {
-      member.control.postMessage(['refused', `this port belongs to node '${member.name}', not '${String(name)}'`] satisfies ToNode);
+      // refused, and let go, as a join of another version is, for the same reasons: the refusal is
+      // final (nothing more is read from the port: a retry, right or wrong, is never taken, and a
+      // thread that keeps posting bad joins makes one warning), the name is free again at once, and
+      // it is reported, since the thread may not say why it stopped. What the join carried is
+      // described, never converted: a value whose toString is not a function throws in String(),
+      // and a huge name is not echoed back whole
+      const detail = name !== member.name ? `it named ${describe(name)}, not '${member.name}'` : `its incarnation ${describe(incarnation)} is not a positive safe integer`;
+      member.control.postMessage(['refused', detail] satisfies ToNode);
+      detach(member);
+      process.emitWarning(new JoinRefusedError('worker', 'this worker hub', member.name, detail));
       return;
     }
     // joins are taken one at a time, so that each newcomer meets every node that joined before it
@@ -369,6 +384,8 @@ let taken = false;
  * {@link ProtocolMismatchError} (`ERR_PROTOCOL_MISMATCH`) when the hub that started the worker speaks
  * another {@link WORKER_PROTOCOL_VERSION} (another copy or build of Keel): the hub is told, and the
  * node does not join.
+ * Its `start` rejects with {@link JoinRefusedError} (`ERR_JOIN_REFUSED`) if the hub refuses the
+ * join (a name or incarnation it cannot take).
  *
  * @example
  * ```ts fragment
@@ -490,7 +507,7 @@ class WorkerTransport implements Transport {
       const error =
         m[2] === 'protocol'
           ? new ProtocolMismatchError('worker', `the worker node '${this.#name}'`, WORKER_PROTOCOL_VERSION, presentedVersion(m[3]), 'its hub')
-          : new InvalidArgumentError('self.name', 'the name this worker was spawned with', m[1]);
+          : new JoinRefusedError('worker', 'its worker hub', this.#name, typeof m[1] === 'string' ? m[1] : describe(m[1]));
       this.#joined?.reject(error);
       this.#joined = undefined;
       void this.close();
