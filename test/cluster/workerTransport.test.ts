@@ -635,6 +635,28 @@ describe('worker transport: the join handshake', () => {
     await closed;
     expect(await node.exited).toBe(0);
   }, 60_000);
+
+  it('hub.close() while joins wait (one introduced, held by an older node that does not acknowledge it, one queued behind it): each start rejects with ERR_NODE_STOPPED, none is told it joined', async () => {
+    // an older node that never acknowledges a newcomer's port
+    const older = forge('o', [['join', 'o', 1, 1]]);
+    await older.event((e) => e.ev === 'control' && (e as Control).message[0] === 'joined');
+    const t1 = hub!.transport('n1');
+    const t2 = hub!.transport('n2');
+    transports.push(t1, t2);
+    const r1 = recorder();
+    const r2 = recorder();
+    // both joins posted in one turn: the hub reads both in one turn too, and introduces one
+    const started = [t1.start({ name: 'n1', incarnation: 1 }, r1.handler), t2.start({ name: 'n2', incarnation: 1 }, r2.handler)].map((p) =>
+      p.then(
+        () => 'joined',
+        (e: unknown) => (e as { code?: string }).code,
+      ),
+    );
+    await older.event((e) => e.ev === 'control' && (e as Control).message[0] === 'peer');
+    await hub!.close();
+    expect(await Promise.all(started)).toEqual(['ERR_NODE_STOPPED', 'ERR_NODE_STOPPED']);
+    expect(hub!.nodes).toEqual([]);
+  }, 60_000);
 });
 
 const track = useNodes();

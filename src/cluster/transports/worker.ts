@@ -138,7 +138,11 @@ export interface WorkerHub {
   transport(name: string, options?: WorkerTransportOptions): Transport;
   /** The names of the nodes that have joined and not left, in join order. */
   readonly nodes: readonly string[];
-  /** Terminates the workers this hub started that still run and closes the hub's ports. Idempotent. */
+  /**
+   * Terminates the workers this hub started that still run and closes the hub's ports: a join under
+   * way or waiting ends there (a node in this thread: its `start` rejects with `ERR_NODE_STOPPED`).
+   * Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -250,7 +254,7 @@ export function createWorkerHub(): WorkerHub {
   const queue: Member[] = [];
   let joining: Member | undefined;
   const pump = (): void => {
-    while (joining === undefined && queue.length > 0) {
+    while (!closed && joining === undefined && queue.length > 0) {
       const member = queue.shift()!;
       if (members.get(member.name) === member) introduce(member);
     }
@@ -283,7 +287,8 @@ export function createWorkerHub(): WorkerHub {
 
   const settleJoin = (member: Member): void => {
     const pending = member.pending;
-    if (pending === undefined) return;
+    // a closed hub tells no one it joined: its control port closes, and its start rejects
+    if (pending === undefined || closed) return;
     for (const other of pending) if (members.get(other.name) !== other) pending.delete(other);
     if (pending.size > 0) return;
     member.pending = undefined;
@@ -352,6 +357,12 @@ export function createWorkerHub(): WorkerHub {
     },
     async close(): Promise<void> {
       closed = true;
+      // the joins under way or waiting end here: as each node's control port closes below, its
+      // start rejects (ERR_NODE_STOPPED). None is introduced, nor told it joined, on the way (a
+      // newcomer whose older nodes are detached first would otherwise be settled, and the next
+      // in the queue introduced, by the very detaches that close the hub)
+      queue.length = 0;
+      joining = undefined;
       const all = [...members.values()];
       const exits = all.flatMap((m) => (m.worker === undefined ? [] : [m.worker.terminate()]));
       for (const m of all) detach(m);
@@ -385,7 +396,7 @@ let taken = false;
  * another {@link WORKER_PROTOCOL_VERSION} (another copy or build of Keel): the hub is told, and the
  * node does not join.
  * Its `start` rejects with {@link JoinRefusedError} (`ERR_JOIN_REFUSED`) if the hub refuses the
- * join (a name or incarnation it cannot take).
+ * join (a name or incarnation it cannot take), and with `ERR_NODE_STOPPED` if the hub closes first.
  *
  * @example
  * ```ts fragment
