@@ -657,6 +657,26 @@ describe('worker transport: the join handshake', () => {
     expect(await Promise.all(started)).toEqual(['ERR_NODE_STOPPED', 'ERR_NODE_STOPPED']);
     expect(hub!.nodes).toEqual([]);
   }, 60_000);
+
+  it("a transport the hub gave out before its close() and started after it rejects its start with ERR_NODE_STOPPED, instead of waiting for ever", async () => {
+    hub = createWorkerHub();
+    const t = hub.transport('early');
+    transports.push(t);
+    await hub.close();
+    // the 'close' of the transport's control port (closed by the hub) is emitted in the event
+    // loop's next closing phase, and so is that of a channel closed now, just before it (libuv
+    // runs a phase's close callbacks newest first): the close of a second channel, closed once
+    // the first has been seen, comes in a later phase, after the control port's. A start from
+    // then on found no 'close' to come, and its join waited for ever
+    for (let i = 0; i < 2; i++) {
+      const { port1, port2 } = new MessageChannel();
+      port1.on('message', () => {});
+      const closed = new Promise((resolve) => port2.once('close', resolve));
+      port1.close();
+      await closed;
+    }
+    await expect(t.start({ name: 'early', incarnation: 1 }, recorder().handler)).rejects.toMatchObject({ code: 'ERR_NODE_STOPPED', message: expect.stringContaining('the worker hub is closed') as unknown });
+  }, 10_000);
 });
 
 const track = useNodes();

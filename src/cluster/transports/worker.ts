@@ -153,6 +153,8 @@ interface Member {
   joined: boolean;
   /** While joining: the older nodes that have not yet acknowledged this one's port. */
   pending?: Set<Member> | undefined;
+  /** A node in the hub's thread: tells its transport that the hub let it go. */
+  released?: () => void;
 }
 
 function checkName(name: unknown, argument: string): string {
@@ -201,6 +203,7 @@ export function createWorkerHub(): WorkerHub {
     member.control.close();
     // its own join, if it was under way, is over (the wait for its acknowledgements too)
     member.pending = undefined;
+    member.released?.();
     // a newcomer waiting for this one's acknowledgement waits no more
     for (const other of members.values()) if (other.pending?.delete(member) === true) settleJoin(other);
     if (joining === member) {
@@ -350,7 +353,11 @@ export function createWorkerHub(): WorkerHub {
       const { member, nodeSide } = attach(name, 'hub.transport');
       // a node in this thread frees its name as its close() returns, not at its control port's
       // 'close' event a turn later: a node shut down can be started again under its name at once
-      return new WorkerTransport(nodeSide, name, limits, () => detach(member));
+      const transport = new WorkerTransport(nodeSide, name, limits, () => detach(member));
+      // and it is told at once when the hub lets it go (its close()): a start after the control
+      // port's 'close' event, which no listener heard, would otherwise wait for ever
+      member.released = () => transport.released();
+      return transport;
     },
     get nodes(): readonly string[] {
       return [...members.values()].filter((m) => m.joined).map((m) => m.name);
@@ -469,6 +476,8 @@ class WorkerTransport implements Transport {
   #joined: { resolve: () => void; reject: (e: Error) => void } | undefined;
   /** Tells a hub in this thread that the node is gone (its name free), as close() returns. */
   readonly #detached: (() => void) | undefined;
+  /** A hub in this thread let this node go (the hub closed): its start cannot join. */
+  #released = false;
 
   constructor(control: MessagePort, name: string, limits: Limits, detached?: () => void) {
     this.#control = control;
@@ -485,6 +494,7 @@ class WorkerTransport implements Transport {
       return Promise.reject(new InvalidArgumentError('self.name', `'${this.#name}' (the name this transport was made for)`, typeof self === 'object' && self !== null ? self.name : self));
     }
     if (!Number.isSafeInteger(self.incarnation) || self.incarnation <= 0) return Promise.reject(new InvalidArgumentError('self.incarnation', 'a positive safe integer', self.incarnation));
+    if (this.#released) return Promise.reject(new NodeStoppedError(this.#name, 'transport.start (the worker hub is closed)'));
     this.#state = 'starting';
     this.#handler = handler;
     const joined = new Promise<void>((resolve, reject) => {
@@ -498,6 +508,17 @@ class WorkerTransport implements Transport {
     });
     this.#control.postMessage(['join', self.name, self.incarnation, WORKER_PROTOCOL_VERSION] satisfies ToHub);
     return joined;
+  }
+
+  /**
+   * @internal Called by a hub in this thread as it lets this node go (the hub closes): a start
+   * made after rejects at once, one under way rejects now (its control port's 'close' would say so
+   * a turn later). A node that has joined keeps its pair ports.
+   */
+  released(): void {
+    this.#released = true;
+    this.#joined?.reject(new NodeStoppedError(this.#name, 'transport.start (the worker hub is closed)'));
+    this.#joined = undefined;
   }
 
   #onControl(message: unknown): void {
