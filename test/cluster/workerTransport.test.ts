@@ -636,6 +636,29 @@ describe('worker transport: the join handshake', () => {
     expect(await node.exited).toBe(0);
   }, 60_000);
 
+  it('a newcomer whose thread dies mid-introduction does not hold up the joins behind it, and its name joins again', async () => {
+    const older = await spawn('o');
+    // the older node cannot acknowledge: the newcomer stays introduced, its join under way
+    const flag = new SharedArrayBuffer(4);
+    const blocked = older.call('block', { flag });
+    await older.event((e) => e.ev === 'blocked');
+    const newcomer = forge('n', [['join', 'n', 1, 1]]);
+    await newcomer.event((e) => e.ev === 'control' && (e as Control).message[0] === 'peer');
+    await newcomer.worker.terminate();
+    await newcomer.exited;
+    Atomics.store(new Int32Array(flag), 0, 1);
+    Atomics.notify(new Int32Array(flag), 0);
+    await blocked;
+    // the joins behind it are taken; its name, free again, joins anew and is reached
+    const b = await spawn('b');
+    const again = await spawn('n', 2);
+    expect(hub!.nodes).toEqual(['o', 'b', 'n']);
+    const fromO = again.call<[string, string][]>('received', { count: 1 });
+    await older.call('send', { peer: 'n', batch: 'o->n' });
+    expect(await fromO).toEqual([['o', 'o->n']]);
+    expect(await b.call('probe', { peer: 'n', timeoutMs: 5000 })).toBe('alive');
+  }, 60_000);
+
   it('hub.close() while joins wait (one introduced, held by an older node that does not acknowledge it, one queued behind it): each start rejects with ERR_NODE_STOPPED, none is told it joined', async () => {
     // an older node that never acknowledges a newcomer's port
     const older = forge('o', [['join', 'o', 1, 1]]);
