@@ -56,27 +56,41 @@ function spawnCreate(state: State, ctx: Context<any>, initial: boolean): void {
   const node = ctx.node;
   const job: Job = { initial, state: 'pending', timer: undefined, controller: new AbortController() };
   if (state.createTimeoutMs !== Infinity) job.timer = ctx.sendAfter(ctx.self, new CreateTimedOut(job), state.createTimeoutMs);
-  // the pool exits while it runs: it is told to stop (with the pool's exit reason), until it settles
-  const exits = ctx.signal;
-  const onExit = (): void => job.controller.abort(exits.reason);
-  exits.addEventListener('abort', onExit, { once: true });
-  const done = (): void => exits.removeEventListener('abort', onExit);
+  // until it settles, the pool's one abort listener (init) tells it to stop if the pool exits: one
+  // listener per creation on the pool's signal would make Node warn of a leak past 10 in flight
+  state.inFlight.add(job);
+  const failed = (error: unknown): void => {
+    if (job.state !== 'pending') return; // timed out: reported failed then
+    if (alive(ctx)) {
+      const failure = new CreateFailed(error, job);
+      state.failing.add(failure); // until handled: a pool that exits first reports it (abort listener)
+      ctx.send(ctx.self, failure);
+    } else lostCreation(state, node, error); // failed after the pool exited: reported all the same
+  };
   Promise.resolve()
     .then(() => state.create(job.controller.signal))
-    .finally(done)
+    .finally(() => state.inFlight.delete(job)) // settled: never told to stop later
     .then(
       (resource) => {
-        if (job.state === 'timed_out') runDestroy(state, node, resource, 'create_timeout', undefined); // given up on: not kept
+        // nothing to keep, nor to destroy: a failed creation (reported once)
+        if (resource === undefined || resource === null) failed(new InvalidArgumentError('create()', NOT_NULL, resource));
+        else if (job.state === 'timed_out') runDestroy(state, node, resource, 'create_timeout', undefined); // given up on: not kept
         else if (alive(ctx)) {
           const made = new Created(resource, job);
           state.arrived.add(made); // until handled: a pool that exits first destroys it (abort listener)
           ctx.send(ctx.self, made);
         } else runDestroy(state, node, resource, 'pool_stopped', undefined); // made after the pool stopped: not kept
       },
-      (e: unknown) => {
-        if (job.state === 'pending' && alive(ctx)) ctx.send(ctx.self, new CreateFailed(toError(e), job));
-      },
+      (e: unknown) => failed(toError(e)),
     );
+}
+
+const NOT_NULL = 'a resource (not undefined or null)';
+
+/** A creation that failed once its pool had exited (or whose failure the pool exited before hearing): counted and reported, never lost. */
+function lostCreation(state: State, node: Node, error: unknown): void {
+  state.counts.createFailed++;
+  node.telemetry.execute('keel.resource_pool.create_failed', {}, { pool: state.name, error });
 }
 
 /** How many resources the pool wants now: `size`, plus overflow for callers in line, at most size + maxOverflow. */
@@ -250,7 +264,7 @@ function added(state: State, ctx: Context<any>, resource: unknown): void {
     countFailure(state, ctx, error);
     scheduleRetry(state, ctx);
   };
-  if (resource === undefined || resource === null) return refuse('a resource (not undefined or null)');
+  if (resource === undefined || resource === null) return refuse(NOT_NULL);
   if (state.entries.has(key) || state.retired.has(key)) return refuse('a resource not already in the pool');
   const entry: Entry = { resource, key, watch: undefined, lent: false, holderPid: undefined, createdAt: timerNow(ctx), lentAt: 0 };
   if (isProcessResource(resource)) {
@@ -300,6 +314,7 @@ function settle(state: State, ctx: Context<any>, job: Job): boolean {
   if (job.timer !== undefined) ctx.cancelTimer(job.timer);
   job.timer = undefined;
   state.creating--;
+  state.inFlight.delete(job); // the pool is done with it (answered, or given up on and told so)
   return true;
 }
 
@@ -351,6 +366,8 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
       refs: new Map(),
       holders: new Map(),
       arrived: new Set(),
+      failing: new Set(),
+      inFlight: new Set(),
       inLine: new Map(),
       waiters: new Map(),
       nextWaiter: 0,
@@ -368,6 +385,11 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
       state.entries.clear();
       for (const made of state.arrived) runDestroy(state, state.node, made.resource, 'pool_stopped', undefined);
       state.arrived.clear();
+      for (const failure of state.failing) lostCreation(state, state.node, failure.error);
+      state.failing.clear();
+      // creations still in flight are told to stop, with the pool's exit reason
+      for (const job of state.inFlight) job.controller.abort(ctx.signal.reason);
+      state.inFlight.clear();
     }, { once: true });
     for (let i = 0; i < config.size; i++) spawnCreate(state, ctx, true);
     return state;
@@ -485,6 +507,7 @@ function handleInfo(message: unknown, state: State, ctx: Context<any>): void {
     return;
   }
   if (isInstance(message, CreateFailed)) {
+    state.failing.delete(message);
     if (!settle(state, ctx, message.job)) return; // counted as failed when it timed out
     failedCreation(state, ctx, message.error, message.job.initial);
     return;

@@ -104,6 +104,10 @@ export interface State extends Config {
   readonly inLine: Map<string, LineWatch>;
   /** Creations that answered, their `Created` not handled yet: destroyed if the pool exits first. */
   readonly arrived: Set<Created>;
+  /** Creations that failed, their `CreateFailed` not handled yet: reported if the pool exits first. */
+  readonly failing: Set<CreateFailed>;
+  /** Creations whose `create` has not settled and that the pool still waits for: their signals are aborted if the pool exits. */
+  readonly inFlight: Set<Job>;
   /** In line, first come first served (a Map keeps insertion order; a timeout deletes in O(1)). */
   readonly waiters: Map<number, Waiter>;
   nextWaiter: number;

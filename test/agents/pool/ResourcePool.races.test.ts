@@ -3,6 +3,7 @@ import { ResourcePool } from '../../../src/agents/pool/ResourcePool.js';
 import type { Context, Pid } from '../../../src/index.js';
 import { GenServer, Sys } from '../../../src/index.js';
 import { captureEvents, expectNoLeaks } from '../../../src/testing/index.js';
+import { isKeelError } from '../../../src/errors.js';
 import { advance, clockedNode, deferred, expectKeelError, failure, idler, rejection, revokedProxy, spawnWithContext, useNodes, watch } from '../../support.js';
 
 // An adversarial review's races: what is in flight when the pool stops or restarts, and callers
@@ -550,5 +551,168 @@ describe('ResourcePool options read once', () => {
     const back = shifting({ caller: [holder.ctx, 'x'], broken: [true, false] });
     expect(await pool.checkin(c, back.options as never)).toBe('destroyed');
     expect(back.reads).toEqual({ caller: 1, broken: 1 });
+  });
+});
+
+describe('ResourcePool create(signal): the pool listens once, and loses no creation', () => {
+  /** The process warnings emitted while `run` runs (Node emits them on the next tick: `run` ends with an idle node). */
+  async function warningsDuring(run: () => Promise<void>): Promise<string[]> {
+    const seen: string[] = [];
+    const onWarning = (w: Error): void => void seen.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    try {
+      await run();
+      await new Promise<void>((resolve) => process.nextTick(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    return seen;
+  }
+
+  it('a pool of 20 whose creations are all in flight adds no listener per creation to its own signal: no MaxListenersExceededWarning, and a stop still aborts all 20', async () => {
+    const node = track();
+    const signals: AbortSignal[] = [];
+    const gate = deferred();
+    let n = 0;
+    let pool: Awaited<ReturnType<typeof ResourcePool.start<Conn>>> | undefined;
+    const warnings = await warningsDuring(async () => {
+      const started = ResourcePool.start<Conn>(node, {
+        create: async (signal) => {
+          signals.push(signal);
+          const id = ++n;
+          if (id > 20) await new Promise(() => undefined); // the overflow ones never answer
+          await gate.promise;
+          return { id };
+        },
+        size: 20,
+        maxOverflow: 20,
+        checkoutTimeoutMs: Infinity,
+      });
+      await node.idle();
+      expect(signals).toHaveLength(20);
+      gate.resolve();
+      pool = await started;
+      for (let i = 0; i < 20; i++) await pool.checkout();
+      // 20 overflow creations in flight, never answering
+      const waiting = Array.from({ length: 20 }, () => pool!.checkout().catch((e: unknown) => e));
+      await node.idle();
+      expect(signals).toHaveLength(40);
+      await pool.stop();
+      for (const e of await Promise.all(waiting)) expectKeelError(e, 'ERR_CALL_EXIT');
+    });
+    expect(warnings.filter((w) => w.includes('MaxListeners'))).toEqual([]);
+    expect(signals.slice(0, 20).map((s) => s.aborted)).toEqual(Array(20).fill(false)); // answered: never told to stop
+    expect(signals.slice(20).map((s) => s.reason)).toEqual(Array(20).fill('shutdown'));
+  });
+
+  it('a create that ignores its signal and never settles, timed out again and again, leaves nothing behind on the pool (no listener piling up, no warning)', async () => {
+    const { node, clock } = clockedNode(track);
+    const signals: AbortSignal[] = [];
+    const warnings = await warningsDuring(async () => {
+      const pool = await ResourcePool.start<Conn>(node, {
+        create: (signal) => (signals.push(signal), signals.length === 1 ? { id: 1 } : new Promise<Conn>(() => undefined)),
+        size: 1,
+        maxOverflow: 1,
+        createTimeoutMs: 10,
+        createRetryMs: 0,
+        checkoutTimeoutMs: Infinity,
+      });
+      await pool.checkout();
+      const waiting = pool.checkout().catch((e: unknown) => e);
+      for (let i = 0; i < 15; i++) await advance(node, clock, 10);
+      expect(signals).toHaveLength(17); // a creation every 10 ms, each timed out
+      expect(signals.slice(1, -1).every((s) => isKeelError(s.reason, 'ERR_POOL_TIMEOUT'))).toBe(true);
+      expect(signals.at(-1)!.aborted).toBe(false); // the one in flight
+      await pool.stop();
+      expectKeelError(await waiting, 'ERR_CALL_EXIT');
+    });
+    expect(warnings.filter((w) => w.includes('MaxListeners'))).toEqual([]);
+  });
+
+  it('a creation in flight when the pool exits that rejects (heeding its signal) is reported failed, not lost; one that answers is destroyed', async () => {
+    const node = track();
+    const events = captureEvents(node, ['keel.resource_pool.create_failed', 'keel.resource_pool.destroyed', 'keel.resource_pool.created']);
+    const late = deferred<Conn>();
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, {
+      create: (signal) => {
+        const id = ++n;
+        if (id === 1) return { id };
+        if (id === 2) return new Promise<Conn>((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+        return late.promise;
+      },
+      destroy: () => undefined,
+      size: 1,
+      maxOverflow: 2,
+      checkoutTimeoutMs: Infinity,
+    });
+    await pool.checkout();
+    const waiting = [pool.checkout(), pool.checkout()].map((p) => p.catch((e: unknown) => e));
+    await node.idle();
+    expect(n).toBe(3);
+    await pool.stop();
+    late.resolve({ id: 3 });
+    await node.idle();
+    for (const e of await Promise.all(waiting)) expectKeelError(e, 'ERR_CALL_EXIT');
+    // 3 creations started: 1 added (then destroyed at the stop), 1 failed, 1 destroyed as it answered
+    expect(events.events.map((e) => [e.event.replace('keel.resource_pool.', ''), e.metadata.reason ?? e.metadata.error ?? (e.metadata.resource as Conn).id])).toEqual([
+      ['created', 1],
+      ['destroyed', 'pool_stopped'],
+      ['create_failed', events.events[2]!.metadata.error],
+      ['destroyed', 'pool_stopped'],
+    ]);
+    expectKeelError(events.events[2]!.metadata.error, 'ERR_THROWN_VALUE', '"shutdown"'); // what it rejected with: the signal's reason
+    expect(events.events.at(-1)!.metadata.resource).toEqual({ id: 3 });
+  });
+
+  it('a creation that failed just before the pool exited (its CreateFailed still in the mailbox) is reported failed, not lost', async () => {
+    const node = track();
+    const events = captureEvents(node, ['keel.resource_pool.create_failed']);
+    const refused = deferred<Conn>();
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, { create: () => (++n === 1 ? { id: 1 } : n === 2 ? refused.promise : new Promise<Conn>(() => undefined)), size: 1, maxOverflow: 1, checkoutTimeoutMs: Infinity });
+    await pool.checkout();
+    const waiting = pool.checkout().catch((e: unknown) => e);
+    await node.idle();
+    await Sys.suspend(node, pool.pid);
+    refused.reject(new Error('refused'));
+    await node.idle(); // its failure waits in the suspended pool's mailbox
+    expect(events.events).toEqual([]);
+    node.exit(pool.pid, 'kill');
+    await node.idle();
+    expectKeelError(await waiting, 'ERR_CALL_EXIT');
+    expect(events.events.map((e) => (e.metadata.error as Error).message)).toEqual(['refused']);
+  });
+
+  it('a create answering undefined or null after it timed out, or after the pool exited, is not handed to destroy (there is nothing to destroy): its failure is reported once', async () => {
+    const { node, clock } = clockedNode(track);
+    const destroyed: unknown[] = [];
+    const events = captureEvents(node, ['keel.resource_pool.create_failed', 'keel.resource_pool.destroyed']);
+    const answers = [deferred<Conn>(), deferred<Conn>(), deferred<Conn>()];
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, {
+      create: () => (++n === 1 ? { id: 1 } : answers[n - 2]!.promise),
+      destroy: (c) => void destroyed.push(c),
+      size: 1,
+      maxOverflow: 1,
+      createTimeoutMs: 100,
+      createRetryMs: 1000,
+      checkoutTimeoutMs: Infinity,
+    });
+    await pool.checkout();
+    const waiting = pool.checkout().catch((e: unknown) => e);
+    await advance(node, clock, 100); // creation 2 timed out
+    expect(events.events.map((e) => e.event)).toEqual(['keel.resource_pool.create_failed']);
+    answers[0]!.resolve(undefined as never); // its late answer: nothing
+    await node.idle();
+    await advance(node, clock, 1000); // creation 3
+    expect(n).toBe(3);
+    await pool.stop();
+    expectKeelError(await waiting, 'ERR_CALL_EXIT');
+    answers[1]!.resolve(null as never); // after the exit: a failed creation, reported
+    await node.idle();
+    expect(destroyed).toEqual([{ id: 1 }]);
+    expect(events.events.map((e) => e.event.replace('keel.resource_pool.', ''))).toEqual(['create_failed', 'destroyed', 'create_failed']);
+    expectKeelError(events.events[2]!.metadata.error, 'ERR_INVALID_ARGUMENT', 'create()', 'not undefined or null');
   });
 });
