@@ -10,7 +10,7 @@ import { MAX_SIZE, poolSpec, type Calls } from './server.js';
 import type { Config } from './state.js';
 import type { CheckinOutcome, CheckoutOptions, CheckinOptions, ResourcePoolHandle, ResourcePoolOptions, ResourcePoolStats, WithResourceOptions } from './types.js';
 
-const OPTIONS = ['create', 'destroy', 'size', 'maxOverflow', 'checkoutTimeoutMs', 'createRetryMs', 'createTimeoutMs', 'createIntensity', 'name'] as const;
+const OPTIONS = ['create', 'destroy', 'size', 'maxOverflow', 'checkoutTimeoutMs', 'createRetryMs', 'createTimeoutMs', 'createIntensity', 'strategy', 'name'] as const;
 
 function checkCount(value: unknown, argument: string): asserts value is number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_SIZE) throw new InvalidArgumentError(argument, `an integer from 0 to ${MAX_SIZE}`, value);
@@ -29,7 +29,7 @@ function intensityOf(given: unknown): Config['createIntensity'] {
 }
 
 function configOf(node: Node, options: unknown): Config {
-  checkObject(options, 'options', '{ create, destroy?, size, maxOverflow?, checkoutTimeoutMs?, createRetryMs?, createTimeoutMs?, createIntensity?, name? }');
+  checkObject(options, 'options', '{ create, destroy?, size, maxOverflow?, checkoutTimeoutMs?, createRetryMs?, createTimeoutMs?, createIntensity?, strategy?, name? }');
   // each option read once: what is checked is what is used
   const o = readKnownOptions(options, OPTIONS);
   const { create, destroy, size } = o;
@@ -45,8 +45,10 @@ function configOf(node: Node, options: unknown): Config {
   const createTimeoutMs = o.createTimeoutMs ?? 30_000;
   if (typeof createTimeoutMs !== 'number' || Number.isNaN(createTimeoutMs) || createTimeoutMs <= 0) throw new InvalidArgumentError('options.createTimeoutMs', 'a number of ms > 0 (or Infinity)', createTimeoutMs);
   const createIntensity = intensityOf(o.createIntensity);
+  const strategy = o.strategy ?? 'lifo';
+  if (strategy !== 'lifo' && strategy !== 'fifo') throw new InvalidArgumentError('options.strategy', "'lifo' or 'fifo'", strategy);
   const name = nameFor(node, 'resource_pool', o.name);
-  return { name, create: create as Config['create'], destroy: destroy as Config['destroy'], size, maxOverflow, checkoutTimeoutMs, createRetryMs, createTimeoutMs, createIntensity };
+  return { name, create: create as Config['create'], destroy: destroy as Config['destroy'], size, maxOverflow, checkoutTimeoutMs, createRetryMs, createTimeoutMs, createIntensity, strategy };
 }
 
 function checkCaller(caller: unknown, argument: string): Context<any> | undefined {

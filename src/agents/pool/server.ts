@@ -411,9 +411,11 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
           return { reply: new InvalidArgumentError('request', '{ type: checkout, timeout: ms >= 0 }', request), state };
         }
         if (state.waiters.size === 0 && state.idle.length > 0) {
-          const entry = state.idle.pop()!;
+          const fifo = state.strategy === 'fifo';
+          const entry = (fifo ? state.idle.shift() : state.idle.pop())!;
           if (lend(state, ctx, entry, holder, from, 0)) return { noreply: true, state };
-          state.idle.push(entry);
+          if (fifo) state.idle.unshift(entry);
+          else state.idle.push(entry);
           return { reply: new InvalidArgumentError('caller', 'a live process', holder), state };
         }
         const w: Waiter = { id: ++state.nextWaiter, from, holder, timeout, since: timerNow(ctx), timer: undefined };

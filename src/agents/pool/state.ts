@@ -82,6 +82,8 @@ export interface Config {
   readonly createTimeoutMs: number;
   /** More than `maxFailures` failed creations within `withinMs` and the pool exits (undefined: no limit). */
   readonly createIntensity: { readonly maxFailures: number; readonly withinMs: number } | undefined;
+  /** Which idle resource is lent: the last checked in (`'lifo'`) or the one idle longest (`'fifo'`). */
+  readonly strategy: 'lifo' | 'fifo';
 }
 
 export type Counters = { -readonly [K in 'created' | 'createFailed' | 'destroyed' | 'destroyFailed' | 'checkouts' | 'checkins' | 'timeouts' | 'holderDown' | 'resourceDown' | 'badCheckins']: number };
@@ -92,7 +94,7 @@ export interface State extends Config {
   readonly node: Node;
   /** Live resources, idle or lent, by key (a Pid by its pidKey, anything else by identity). */
   readonly entries: Map<unknown, Entry>;
-  /** Idle entries, the last checked in on top (LIFO, as poolboy). */
+  /** Idle entries, the last checked in at the end: lent from the end (`'lifo'`, poolboy's default) or the start (`'fifo'`). */
   readonly idle: Entry[];
   /** Lent resources that died while out, until their checkin or their holder's death. */
   readonly retired: Map<unknown, Entry>;

@@ -41,6 +41,12 @@ export interface ResourcePoolOptions<R> {
    * does when a worker cannot start. Default: none (the pool retries every `createRetryMs` for ever).
    */
   createIntensity?: CreateIntensity;
+  /**
+   * Which idle resource a checkout gets (poolboy's `strategy`): `'lifo'` (default) the last checked
+   * in, so the rest stay idle (and may be reaped by what they connect to); `'fifo'` the one idle
+   * longest, spreading the use over every resource.
+   */
+  strategy?: 'lifo' | 'fifo';
   /** Registers the pool process under this name (default `keel.resource_pool.<n>`). */
   name?: string;
 }

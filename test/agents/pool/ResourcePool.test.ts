@@ -667,3 +667,55 @@ describe('ResourcePool: waits and holds on the real clock (measured on the timer
     expect(waited.measurements.waitedMs).toBeLessThan(HOUR / 2);
   });
 });
+
+describe('ResourcePool strategy', () => {
+  /** A pool of 3 ({ id: 1..3 }, created in that order) with `strategy`, checked out in full and checked in as 2, 3, 1. */
+  async function churned(strategy?: 'lifo' | 'fifo'): Promise<{ pool: Awaited<ReturnType<typeof ResourcePool.start<{ id: number }>>>; order: () => Promise<number[]> }> {
+    const node = track();
+    let n = 0;
+    const pool = await ResourcePool.start<{ id: number }>(node, { create: () => ({ id: ++n }), size: 3, ...(strategy === undefined ? {} : { strategy }) });
+    const order = async (): Promise<number[]> => {
+      const out = [await pool.checkout(), await pool.checkout(), await pool.checkout()];
+      for (const c of out) await pool.checkin(c);
+      return out.map((c) => c.id);
+    };
+    const all = [await pool.checkout(), await pool.checkout(), await pool.checkout()];
+    for (const id of [2, 3, 1]) await pool.checkin(all.find((c) => c.id === id)!);
+    return { pool, order };
+  }
+
+  it("'lifo' (the default, as poolboy's): the last checked in is lent first", async () => {
+    expect(await (await churned()).order()).toEqual([1, 3, 2]);
+    const lifo = await churned('lifo');
+    expect(await lifo.order()).toEqual([1, 3, 2]);
+    expect(await lifo.order()).toEqual([2, 3, 1]); // checked in as 1, 3, 2 the round before
+  });
+
+  it("'fifo': the one idle longest is lent first, spreading the use over every resource", async () => {
+    const fifo = await churned('fifo');
+    expect(await fifo.order()).toEqual([2, 3, 1]);
+    expect(await fifo.order()).toEqual([2, 3, 1]); // checked in as 2, 3, 1 the round before
+    // a fresh pool lends in creation order
+    const node = track();
+    let n = 0;
+    const fresh = await ResourcePool.start<{ id: number }>(node, { create: () => ({ id: ++n }), size: 3, strategy: 'fifo' });
+    const c = await fresh.checkout();
+    expect(c.id).toBe(1);
+    await fresh.checkin(c);
+    expect([(await fresh.checkout()).id, (await fresh.checkout()).id, (await fresh.checkout()).id]).toEqual([2, 3, 1]);
+  });
+
+  it('a strategy other than lifo or fifo is a typed error at start; read once', async () => {
+    const node = track();
+    for (const strategy of ['LIFO', 'random', '', 1, {}, Symbol('fifo'), ['fifo']]) {
+      expectKeelError(await rejection(() => ResourcePool.start(node, { create: () => ({}), size: 1, strategy } as never)), 'ERR_INVALID_ARGUMENT', 'options.strategy');
+    }
+    let reads = 0;
+    const options = Object.defineProperty({ create: () => ({ id: 0 }), size: 2 }, 'strategy', { enumerable: true, get: () => (reads++ === 0 ? 'fifo' : 'bogus') });
+    const pool = await ResourcePool.start<{ id: number }>(node, options as never);
+    expect(reads).toBe(1);
+    const a = await pool.checkout();
+    await pool.checkin(a);
+    expect(await pool.checkout()).not.toBe(a); // fifo: the other one
+  });
+});
