@@ -168,7 +168,8 @@ export interface Kernel extends ProcHost {
   /**
    * Work to settle when the node stops (pending calls and sends); returns its remover. Run last
    * registered first, once the processes are gone; a promise returned is awaited (within the
-   * shutdown's time) before the hooks registered earlier run.
+   * shutdown's time) before the hooks registered earlier run. One removed before its turn does not
+   * run; one registered while the hooks run runs next (it is the last registered).
    */
   onShutdown(fn: () => unknown): () => void;
   /**

@@ -37,6 +37,8 @@ export class Lifecycle {
   readonly #deaths: DeathWatch;
   /** Pending-call settlers and other work the layers above must finish when the node stops. */
   readonly #shutdownHooks = new Set<() => unknown>();
+  /** The shutdown hooks still to run, while they run (the last registered at the end); a hook registered then is pushed onto it. */
+  #hookStack: (() => unknown)[] | undefined;
   /** What the layers above give up at once when a shutdown starts (a manual dead letter retry). */
   readonly #stoppingHooks = new Set<() => void>();
   readonly #waiters = new Set<IdleWaiter>();
@@ -182,6 +184,7 @@ export class Lifecycle {
   /** Registers work the layers above must settle when the node stops; returns its remover. */
   onShutdown(fn: () => unknown): () => void {
     this.#shutdownHooks.add(fn);
+    this.#hookStack?.push(fn); // registered while the hooks run: it runs next
     return () => {
       this.#shutdownHooks.delete(fn);
     };
@@ -201,7 +204,14 @@ export class Lifecycle {
   shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = timeoutOption(options) ?? 5000;
     validateDelay(timeoutMs, 'timeoutMs');
-    this.#shutdown ??= this.#stop(timeoutMs);
+    if (this.#shutdown === undefined) {
+      // the promise is the node's before the stop begins: a shutdown() called again from within it
+      // (a hook, a telemetry handler, in the very turn when no process was left to wait for) gets it
+      // rather than a second stop
+      let stop!: (stopped: Promise<void>) => void;
+      this.#shutdown = new Promise<void>((resolve) => (stop = resolve));
+      stop(this.#stop(timeoutMs));
+    }
     return this.#shutdown;
   }
 
@@ -263,8 +273,6 @@ export class Lifecycle {
     // message to the dead letter queue before that queue (registered earlier) closes. All of it
     // within the shutdown's time again, on real time even on a virtual clock (a hook's work is
     // outside the clock); once that is spent, the hooks left are still run, and not waited for.
-    const hooks = [...this.#shutdownHooks].reverse();
-    this.#shutdownHooks.clear();
     let spent = false;
     let done!: () => void;
     const bound = new Promise<void>((resolve) => (done = resolve));
@@ -272,19 +280,25 @@ export class Lifecycle {
       spent = true;
       done();
     }, timeoutMs);
-    for (const hook of hooks) {
-      let r: unknown;
+    // a stack: a hook removed meanwhile (by one run before it) does not run, and one registered
+    // meanwhile is the last registered, so it runs next
+    const stack = [...this.#shutdownHooks];
+    this.#hookStack = stack;
+    while (stack.length > 0) {
+      const hook = stack.pop()!;
+      if (!this.#shutdownHooks.delete(hook)) continue;
+      let settled: Promise<unknown> | undefined;
       try {
-        r = hook();
+        const r = hook();
+        // inside the try: a promise whose then cannot be read throws here, and is a hook that threw
+        if (r instanceof Promise) settled = r.catch((e: unknown) => this.#host.log('error', `a shutdown hook of node ${this.#host.name} failed`, e));
       } catch (e) {
         this.#host.log('error', `a shutdown hook of node ${this.#host.name} threw`, e);
         continue;
       }
-      if (r instanceof Promise) {
-        const settled = r.catch((e: unknown) => this.#host.log('error', `a shutdown hook of node ${this.#host.name} failed`, e));
-        if (!spent) await Promise.race([settled, bound]);
-      }
+      if (settled !== undefined && !spent) await Promise.race([settled, bound]);
     }
+    this.#hookStack = undefined;
     hookGuard.clear();
     this.state = 'stopped';
     this.#host.released();

@@ -276,6 +276,75 @@ describe('onShutdown and shutdown', () => {
     expect(k.released).toBe(1);
   });
 
+  it("a hook's promise whose then cannot be read is logged as a throw, and the node still stops", async () => {
+    const k = kernel({ events: ['keel.node.shutdown'] });
+    const ran: string[] = [];
+    const boom = new Error('then getter');
+    const hostile = Promise.resolve();
+    Object.defineProperty(hostile, 'then', {
+      get() {
+        throw boom;
+      },
+    });
+    k.life.onShutdown(() => ran.push('first registered'));
+    k.life.onShutdown(() => hostile);
+    await k.life.shutdown({ timeoutMs: 1000 });
+    expect(ran).toEqual(['first registered']);
+    expect(k.life.state).toBe('stopped');
+    expect(k.released).toBe(1);
+    expect(k.events).toHaveLength(1);
+    expect(k.log.entries).toEqual([{ level: 'error', message: `a shutdown hook of node ${NODE} threw`, detail: boom }]);
+  });
+
+  it('a hook removed while the hooks run (by the one awaited before it) does not run', async () => {
+    const k = kernel();
+    const ran: string[] = [];
+    const removeFirst = k.life.onShutdown(() => ran.push('removed'));
+    k.life.onShutdown(() => {
+      ran.push('awaited');
+      return Promise.resolve().then(() => removeFirst());
+    });
+    await k.life.shutdown({ timeoutMs: 1000 });
+    expect(ran).toEqual(['awaited']);
+  });
+
+  it('a hook registered while the hooks run (by the one awaited before it) runs, next, before the node has stopped', async () => {
+    const k = kernel();
+    const ran: string[] = [];
+    k.life.onShutdown(() => ran.push('first registered'));
+    k.life.onShutdown(() => {
+      ran.push('awaited');
+      return Promise.resolve().then(() => k.life.onShutdown(() => ran.push(`registered meanwhile (${k.life.state})`)));
+    });
+    await k.life.shutdown({ timeoutMs: 1000 });
+    expect(ran).toEqual(['awaited', 'registered meanwhile (stopping)', 'first registered']);
+  });
+
+  it('a hook that calls shutdown() again gets the same promise (one stop, one release, one event); awaiting it spends the time once, and the hooks before it still run', async () => {
+    // no process: the hooks run in the very turn shutdown() was called in
+    const k = kernel({ events: ['keel.node.shutdown'] });
+    const ran: string[] = [];
+    let again: Promise<void> | undefined;
+    k.life.onShutdown(() => ran.push(`first registered (${k.life.state})`));
+    k.life.onShutdown(async () => {
+      ran.push('awaits the shutdown');
+      again = k.life.shutdown();
+      await again;
+      ran.push(`saw it ${k.life.state}`);
+    });
+    const started = performance.now();
+    const first = k.life.shutdown({ timeoutMs: 50 });
+    expect(again).toBe(first);
+    await first;
+    expect(performance.now() - started).toBeGreaterThanOrEqual(49);
+    expect(k.life.state).toBe('stopped');
+    expect(k.released).toBe(1);
+    expect(k.events).toHaveLength(1);
+    expect(k.events[0]!.measurements.durationMs).toBeGreaterThanOrEqual(49);
+    await Promise.resolve();
+    expect(ran).toEqual(['awaits the shutdown', 'first registered (stopping)', 'saw it stopped']);
+  });
+
   it('is idempotent: the same promise, one release, one event', async () => {
     const k = kernel({ events: ['keel.node.shutdown'] });
     k.spawn(F_TOP); // something to wait for: the shutdown is under way when it returns
