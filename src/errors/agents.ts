@@ -26,8 +26,8 @@ export class PoolTimeoutError extends KeelError {
 
 /**
  * A resource pool's exit reason when its creations fail too often: more than `maxFailures` failed
- * creations (or `Pid` resources dead within `createRetryMs` of their creation) within `withinMs`,
- * its `createIntensity`. Its supervisor decides what follows (a restart, or, past its own
+ * creations (or deaths of `Pid` resources it did not cause, however old) within `withinMs`, its
+ * `createIntensity`. Its supervisor decides what follows (a restart, or, past its own
  * intensity, its own exit), as poolboy's does when a worker cannot start.
  */
 export class PoolCrashLoopError extends KeelError {
@@ -37,7 +37,7 @@ export class PoolCrashLoopError extends KeelError {
   readonly failures: number;
   readonly maxFailures: number;
   readonly withinMs: number;
-  /** The last failure: what `create` threw or rejected with (a typed error for a refused answer or a timeout), or the exit reason of a `Pid` resource that died young. Also the `cause`. */
+  /** The last failure: what `create` threw or rejected with (a typed error for a refused answer or a timeout), or the exit reason of a `Pid` resource that died. Also the `cause`. */
   readonly lastError: unknown;
   constructor(pool: string, failures: number, maxFailures: number, withinMs: number, lastError: unknown) {
     super(

@@ -288,9 +288,9 @@ function failedCreation(state: State, ctx: Context<any>, error: unknown, initial
 }
 
 /**
- * Counts a failure (a failed creation, or a `Pid` resource dead young) toward `createIntensity`, as
- * a Supervisor counts a restart: one younger than `withinMs` counts, and past `maxFailures` the pool
- * is to exit (`state.crashLoop`, reported once; the handler ends with it).
+ * Counts a failure (a failed creation, or the death of a `Pid` resource the pool did not cause)
+ * toward `createIntensity`, as a Supervisor counts a restart: one younger than `withinMs` counts,
+ * and past `maxFailures` the pool is to exit (`state.crashLoop`, reported once; the handler ends with it).
  */
 function countFailure(state: State, ctx: Context<any>, error: unknown): void {
   const intensity = state.createIntensity;
@@ -576,12 +576,14 @@ function handleInfo(message: unknown, state: State, ctx: Context<any>): void {
     const i = state.idle.indexOf(entry);
     if (i >= 0) state.idle.splice(i, 1);
     if (entry.lent) state.retired.set(entry.key, entry); // its holder's checkin is still accepted
+    // every death counts toward createIntensity, whatever its age or reason, as a Supervisor counts
+    // every restart of a permanent child: the pool caused none of these (what it destroys it stops
+    // watching first), and only deaths that come faster than the window allows end it, so a worker
+    // dying at birth trips it even when no death is young (createRetryMs 0)
+    countFailure(state, ctx, message.reason);
     // one that died within createRetryMs of its creation (a worker crashing at start) is replaced
     // after the retry delay, as a failed creation is: a crash loop does not make the pool spin
-    if (timerNow(ctx) - entry.createdAt < state.createRetryMs) {
-      countFailure(state, ctx, message.reason);
-      scheduleRetry(state, ctx);
-    }
-    fill(state, ctx);
+    if (timerNow(ctx) - entry.createdAt < state.createRetryMs) scheduleRetry(state, ctx);
+    if (state.crashLoop === undefined) fill(state, ctx);
   }
 }

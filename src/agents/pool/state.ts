@@ -80,7 +80,7 @@ export interface Config {
   readonly checkoutTimeoutMs: number;
   readonly createRetryMs: number;
   readonly createTimeoutMs: number;
-  /** More than `maxFailures` failed creations within `withinMs` and the pool exits (undefined: no limit). */
+  /** More than `maxFailures` failures (failed creations, deaths of `Pid` resources it did not cause) within `withinMs` and the pool exits (undefined: no limit). */
   readonly createIntensity: { readonly maxFailures: number; readonly withinMs: number } | undefined;
   /** Which idle resource is lent: the last checked in (`'lifo'`) or the one idle longest (`'fifo'`). */
   readonly strategy: 'lifo' | 'fifo';

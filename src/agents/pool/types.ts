@@ -35,10 +35,14 @@ export interface ResourcePoolOptions<R> {
   createTimeoutMs?: number;
   /**
    * Opt-in restart intensity for creations, in the shape of a Supervisor's (`maxRestarts` within
-   * `withinMs`): more than `maxFailures` failures (a failed creation, or a `Pid` resource dead within
-   * `createRetryMs` of its creation) within `withinMs` on the node's timers' clock, and the pool exits
-   * with a `PoolCrashLoopError` (`ERR_POOL_CRASH_LOOP`) for its supervisor to decide, as poolboy's
-   * does when a worker cannot start. Default: none (the pool retries every `createRetryMs` for ever).
+   * `withinMs`): more than `maxFailures` failures within `withinMs` on the node's timers' clock, and
+   * the pool exits with a `PoolCrashLoopError` (`ERR_POOL_CRASH_LOOP`) for its supervisor to decide,
+   * as poolboy's does when a worker cannot start. A failure is a failed creation, or any death of a
+   * `Pid` resource that the pool did not cause (not its own destroy of a broken or overflow resource,
+   * nor its stop), whatever the resource's age or exit reason (`'normal'` too): as a Supervisor
+   * counts every restart of a permanent child, so a worker that dies once an hour never trips 3
+   * within 5 s, and one that dies at birth does, whatever `createRetryMs`.
+   * Default: none (the pool retries every `createRetryMs` for ever).
    */
   createIntensity?: CreateIntensity;
   /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ResourcePool } from '../../../src/agents/pool/ResourcePool.js';
-import { GenServer, isExit, PoolCrashLoopError, Supervisor, type ExitReason, type Pid } from '../../../src/index.js';
+import { GenServer, isExit, PoolCrashLoopError, Supervisor, type Context, type ExitReason, type Pid } from '../../../src/index.js';
 import { kernelOf } from '../../../src/runtime/kernel.js';
 import { captureEvents } from '../../../src/testing/index.js';
 import { advance, clockedNode, expectKeelError, fakeLogger, idler, rejection, revokedProxy, spawnWithContext, useNodes } from '../../support.js';
@@ -107,7 +107,86 @@ describe('ResourcePool createIntensity', () => {
     expectKeelError(await exited, 'ERR_POOL_CRASH_LOOP', '3 creation failures within 1000 ms');
   });
 
-  it('early Pid deaths count: a worker that dies within createRetryMs of its creation is a failure; one that lived longer is not', async () => {
+  // a worker that is alive when the pool watches it and dies on its first message: the 'created'
+  // listener (run as the pool keeps it, its monitor set) sends it one, so it dies at birth
+  function dyingAtBirth(node: ReturnType<typeof track>, die: (ctx: Context<unknown>) => void): { create: () => Pid; made: Pid[] } {
+    const made: Pid[] = [];
+    node.telemetry.attach('t-birth', ['keel.resource_pool.created'], (_e, _m, meta) => {
+      if (made.slice(0, 50).includes(meta.resource as Pid)) node.send(meta.resource as Pid, 'first request');
+    });
+    return {
+      made,
+      create: () => {
+        // bounded: before the fix the pool replaced it for ever; the 51st lives, so the test ends (and fails)
+        made.push(made.length < 50 ? node.spawn((ctx) => () => die(ctx)) : idler(node));
+        return made.at(-1)!;
+      },
+    };
+  }
+
+  for (const [how, die, reason] of [
+    ['crashes', () => { throw new Error('boom'); }, 'boom'],
+    ["exits 'normal'", (ctx: Context<unknown>) => ctx.exit('normal'), 'normal'],
+  ] as const) {
+    it(`every Pid death counts, whatever createRetryMs: with createRetryMs 0, a worker that ${how} at birth ends the pool after exactly maxFailures + 1 deaths, instead of a spin`, async () => {
+      const { node } = quietNode();
+      const w = dyingAtBirth(node, die);
+      const downs = captureEvents(node, ['keel.resource_pool.resource_down']);
+      const o = await owner(node);
+      const pool = await ResourcePool.start<Pid>(o.ctx, { create: w.create, size: 1, createRetryMs: 0, createIntensity: { maxFailures: 2, withinMs: 1000 } });
+      const exited = exitOf(node, pool.pid);
+      await node.idle();
+      expect(w.made).toHaveLength(3); // not 51: no spin
+      expect(downs.events).toHaveLength(3);
+      const e = await exited;
+      expectKeelError(e, 'ERR_POOL_CRASH_LOOP', '3 creation failures within 1000 ms', 'allows 2');
+      const last = (e as PoolCrashLoopError).lastError;
+      if (reason === 'normal') expect(last).toBe('normal');
+      else expect((last as Error).message).toBe('boom');
+      expect(o.exits).toEqual([e]);
+      expect(w.made.filter((p) => node.isAlive(p))).toEqual([]);
+    });
+  }
+
+  for (const { maxFailures, everyMs, lastGapMs } of [
+    // within 1000 ms at most one death: the one before is exactly 1000 ms old, forgotten
+    { maxFailures: 1, everyMs: 1000, lastGapMs: 999 },
+    // within 1000 ms at most two: the one 1200 ms old is forgotten
+    { maxFailures: 2, everyMs: 600, lastGapMs: 399 },
+  ]) {
+    it(`every Pid death counts, however old the resource: one every ${everyMs} ms never passes maxFailures ${maxFailures} within 1000 ms; one ${lastGapMs} ms after the last does`, async () => {
+      const { node, clock } = quietNode();
+      const made: Pid[] = [];
+      const o = await owner(node);
+      const pool = await ResourcePool.start<Pid>(o.ctx, {
+        create: () => (made.push(idler(node)), made.at(-1)!),
+        size: 1,
+        createRetryMs: 100, // every death here is older than that: replaced at once
+        createIntensity: { maxFailures, withinMs: 1000 },
+      });
+      const exited = exitOf(node, pool.pid);
+      for (let i = 0; i < 10; i++) {
+        await advance(node, clock, everyMs);
+        node.exit(made.at(-1)!, 'kill');
+        await node.idle();
+        expect(made).toHaveLength(i + 2);
+      }
+      expect(node.isAlive(pool.pid)).toBe(true);
+      expect(await pool.stats()).toMatchObject({ resourceDown: 10, created: 11, resources: 1 });
+      // the oldest death still counted is 999 ms old: maxFailures + 1 within 1000 ms
+      await advance(node, clock, lastGapMs);
+      node.exit(made.at(-1)!, 'kill');
+      await node.idle();
+      expect(node.isAlive(pool.pid)).toBe(false);
+      const reason = await exited;
+      expectKeelError(reason, 'ERR_POOL_CRASH_LOOP', `${maxFailures + 1} creation failures within 1000 ms`, `allows ${maxFailures}`, 'the last: "killed"');
+      expect(made).toHaveLength(11); // nothing created once it gave up
+      await node.idle();
+      expect(made.filter((p) => node.isAlive(p))).toEqual([]);
+    });
+  }
+
+  it('a Pid resource that dies within createRetryMs of its creation is still replaced only after createRetryMs, and counts', async () => {
     const { node, clock } = quietNode();
     const made: Pid[] = [];
     let killYoung = false;
@@ -123,30 +202,62 @@ describe('ResourcePool createIntensity', () => {
       createIntensity: { maxFailures: 2, withinMs: 10_000 },
     });
     const exited = exitOf(node, pool.pid);
-    // deaths after createRetryMs are no failures: replaced at once, never counted
-    for (let i = 0; i < 5; i++) {
-      await advance(node, clock, 1000);
-      node.exit(made.at(-1)!, 'kill');
-      await node.idle();
-    }
-    expect(made).toHaveLength(6);
-    expect(node.isAlive(pool.pid)).toBe(true);
-    // now every new one dies at once: the third young death within 10 s ends the pool
+    // from now on every new one dies at once
     killYoung = true;
     await advance(node, clock, 1000);
-    node.exit(made.at(-1)!, 'kill'); // an old one: replaced at once by one that dies young (1)
+    node.exit(made.at(-1)!, 'kill'); // an old one (1): replaced at once, by one that dies young (2)
     await node.idle();
-    expect(made).toHaveLength(7);
-    await advance(node, clock, 1000); // (2)
+    expect(made).toHaveLength(2);
+    await advance(node, clock, 999); // the young death's replacement waits createRetryMs
+    expect(made).toHaveLength(2);
     expect(node.isAlive(pool.pid)).toBe(true);
-    await advance(node, clock, 1000); // (3)
-    expect(made).toHaveLength(9);
+    await advance(node, clock, 1); // (3)
+    expect(made).toHaveLength(3);
+    expect(node.isAlive(pool.pid)).toBe(false);
     const reason = await exited;
     expectKeelError(reason, 'ERR_POOL_CRASH_LOOP', '3 creation failures within 10000 ms', 'the last: "killed"');
     expect((reason as PoolCrashLoopError).lastError).toBe('killed');
     expect(events.events[0]!.metadata).toEqual({ pool: pool.name, error: 'killed' });
     await node.idle();
     expect(made.filter((p) => node.isAlive(p))).toEqual([]);
+  });
+
+  it('a death the pool causes never counts: a broken checkin, an overflow resource destroyed, the pool stopped (maxFailures 0: one counted death would end it)', async () => {
+    const { node } = quietNode();
+    const made: Pid[] = [];
+    const options = {
+      create: () => (made.push(idler(node)), made.at(-1)!),
+      size: 1,
+      maxOverflow: 1,
+      createRetryMs: 0,
+      createIntensity: { maxFailures: 0, withinMs: 1000 },
+    };
+    const o = await owner(node);
+    const pool = await ResourcePool.start<Pid>(o.ctx, options);
+    const exited = exitOf(node, pool.pid);
+    const a = await pool.checkout();
+    expect(await pool.checkin(a, { broken: true })).toBe('destroyed');
+    const b = await pool.checkout();
+    const c = await pool.checkout(); // overflow
+    expect(await pool.checkin(c)).toBe('destroyed');
+    expect(await pool.checkin(b)).toBe('returned');
+    await node.idle();
+    expect(made).toHaveLength(3);
+    expect([a, c].map((p) => node.isAlive(p))).toEqual([false, false]); // the default destroy's 'shutdown'
+    expect(node.isAlive(pool.pid)).toBe(true);
+    expect(await pool.stats()).toMatchObject({ resourceDown: 0, destroyed: 2, createFailed: 0 });
+    await pool.stop();
+    expect(await exited).toBe('normal');
+    await node.idle();
+    expect(made.filter((p) => node.isAlive(p))).toEqual([]);
+    expect(o.exits).toEqual(['normal']); // the stop's own exit, linked
+    // the same options, and a death the pool did not cause: counted, and it ends the pool at once
+    const again = await ResourcePool.start<Pid>(o.ctx, options);
+    const exitedAgain = exitOf(node, again.pid);
+    node.exit(made.at(-1)!, 'kill');
+    await node.idle();
+    expect(node.isAlive(again.pid)).toBe(false);
+    expectKeelError(await exitedAgain, 'ERR_POOL_CRASH_LOOP', '1 creation failures within 1000 ms', 'allows 0');
   });
 
   it('a success does not reset the window (as OTP counts restarts): two failures, a success, a broken checkin whose replacement fails, and it exits', async () => {
