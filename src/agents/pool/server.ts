@@ -74,7 +74,7 @@ function spawnCreate(state: State, ctx: Context<any>, initial: boolean): void {
       (resource) => {
         // nothing to keep, nor to destroy: a failed creation (reported once)
         if (resource === undefined || resource === null) failed(new InvalidArgumentError('create()', NOT_NULL, resource));
-        else if (job.state === 'timed_out') runDestroy(state, node, resource, 'create_timeout', undefined); // given up on: not kept
+        else if (job.state === 'timed_out') lateAnswer(state, node, resource); // given up on: not kept
         else if (alive(ctx)) {
           const made = new Created(resource, job);
           state.arrived.add(made); // until handled: a pool that exits first destroys it (abort listener)
@@ -86,6 +86,17 @@ function spawnCreate(state: State, ctx: Context<any>, initial: boolean): void {
 }
 
 const NOT_NULL = 'a resource (not undefined or null)';
+
+/**
+ * The answer of a creation given up on (past `createTimeoutMs`): destroyed, unless it is a resource
+ * the pool holds (a factory that hands out a shared connection answered the same one again): that one
+ * is in use, and goes only when the pool gives it up.
+ */
+function lateAnswer(state: State, node: Node, resource: unknown, ctx?: Context<any>): void {
+  const key = keyOf(resource);
+  if (state.entries.has(key) || state.retired.has(key)) return;
+  runDestroy(state, node, resource, 'create_timeout', ctx);
+}
 
 /** A creation that failed once its pool had exited (or whose failure the pool exited before hearing): counted and reported, never lost. */
 function lostCreation(state: State, node: Node, error: unknown): void {
@@ -501,7 +512,7 @@ function handleInfo(message: unknown, state: State, ctx: Context<any>): void {
   if (isInstance(message, Created)) {
     state.arrived.delete(message);
     if (!settle(state, ctx, message.job)) {
-      runDestroy(state, ctx.node, message.resource, 'create_timeout', ctx); // it timed out first: not kept
+      lateAnswer(state, ctx.node, message.resource, ctx); // it timed out first: not kept
       return;
     }
     added(state, ctx, message.resource);

@@ -29,7 +29,7 @@ export interface ResourcePoolOptions<R> {
   createRetryMs?: number;
   /**
    * A `create()` not settled within this many ms (node clock) is a failed creation: counted,
-   * reported with `ERR_POOL_TIMEOUT`, retried; what it answers later is destroyed (default 30000;
+   * reported with `ERR_POOL_TIMEOUT`, retried; what it answers later is destroyed (unless the pool holds it already) (default 30000;
    * Infinity waits for ever).
    */
   createTimeoutMs?: number;

@@ -241,6 +241,36 @@ describe('ResourcePool creations that never settle', () => {
     expectNoLeaks(node);
   });
 
+  it('a late answer that is a resource the pool already holds (a factory that hands out a shared connection) is not destroyed under its holder', async () => {
+    const { node, clock } = clockedNode(track);
+    const events = captureEvents(node, ['keel.resource_pool.destroyed']);
+    const shared: Conn = { id: 7 };
+    const first = deferred<Conn>();
+    const destroyed: number[] = [];
+    let n = 0;
+    const starting = ResourcePool.start<Conn>(node, {
+      create: () => (++n === 1 ? first.promise : shared),
+      destroy: (c) => void destroyed.push(c.id),
+      size: 1,
+      createTimeoutMs: 500,
+      createRetryMs: 100,
+    });
+    await node.idle();
+    await clock.advance(500); // the first creation is given up on
+    const pool = await starting;
+    await clock.advance(100); // the retry makes the shared one
+    expect(await pool.checkout()).toBe(shared);
+    first.resolve(shared); // the late answer: the very resource lent now
+    await node.idle();
+    expect(destroyed).toEqual([]); // not destroyed under its holder
+    expect(events.events).toEqual([]);
+    expect(await pool.stats()).toMatchObject({ resources: 1, created: 1, destroyed: 0, createFailed: 1, creating: 0 });
+    expect(await pool.checkin(shared)).toBe('returned');
+    await pool.stop();
+    expect(destroyed).toEqual([7]); // once, at the stop
+    expectNoLeaks(node);
+  });
+
   it('a creation that answers in time is kept, and its timer does not fire later', async () => {
     const { node, clock } = clockedNode(track);
     const pool = await ResourcePool.start<Conn>(node, { create: () => Promise.resolve({ id: 1 }), size: 1, createTimeoutMs: 500 });
