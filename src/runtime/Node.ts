@@ -318,7 +318,7 @@ export class KeelNode implements Node {
   }
 
   /** @internal */
-  replayPostponed(p: Proc): HeldEvent[] {
+  replayPostponed(p: Proc): readonly HeldEvent[] {
     return this.#mail.replayPostponed(p);
   }
 

@@ -97,7 +97,7 @@ export interface Kernel extends ProcHost {
    */
   postpone(p: Proc, event: unknown, msg: unknown, admits: (message: unknown) => boolean): void;
   /** A state change: the postponed events not yet scheduled for replay, oldest first (each counts until {@link takePostponed}). */
-  replayPostponed(p: Proc): HeldEvent[];
+  replayPostponed(p: Proc): readonly HeldEvent[];
   /** Takes a postponed event back to handle it (its envelope in flight, the one before settled handled), or {@link NO_HELD} if it was evicted or withdrawn. */
   takePostponed(p: Proc, h: HeldEvent): unknown;
   /** Settles the envelope `p` is handling as handled (a held message handled at last). */

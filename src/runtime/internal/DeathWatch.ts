@@ -6,7 +6,7 @@ import { checkTarget, nameOf, type Pid, PidImpl, procOfAny, RefImpl, setProc, ty
 import { InvalidArgumentError } from '../../errors.js';
 import type { GroupTable } from '../ProcessGroups.js';
 import type { Envelope } from './Envelope.js';
-import { HeldEnvelope, type HeldEvent, type HeldQueue } from './Held.js';
+import { HeldEnvelope, type HeldQueue, type PostponedEvents } from './Held.js';
 import { type Mailboxes, removeWhere, shrink } from './Mailbox.js';
 import { EMPTY, EXIT_SENTINEL, type ExitReport, type ExitWatcher, F_BUSY, F_DEAD, F_KILLED, F_LONG, F_SCHEDULED, F_SHUTDOWN, F_TRAP, Monitor, type Proc } from './Proc.js';
 import type { ProcTable } from './ProcTable.js';
@@ -104,7 +104,7 @@ export class DeathWatch {
     const x = p.x !== undefined ? p.x : reason === 'normal' ? undefined : reason === 'shutdown' ? ((p.flags |= F_SHUTDOWN), undefined) : reason === 'killed' ? ((p.flags |= F_KILLED), undefined) : p.ext();
     let inflight: Envelope | undefined;
     let held: HeldQueue | undefined;
-    let postponed: HeldQueue | undefined;
+    let postponed: PostponedEvents | undefined;
     let hooks: Set<(reason: ExitReason) => void> | undefined;
     let report: ExitReport | undefined;
     let watchers: ExitWatcher[] | undefined;
@@ -179,8 +179,7 @@ export class DeathWatch {
       if (isInstance(h, HeldEnvelope)) this.#mail.settleEnvelope(h.env, 'down', reason);
     });
     // postponed by a bounded state machine, never handled again
-    postponed?.forEach((h) => {
-      const e = h as HeldEvent;
+    postponed?.forEach((e) => {
       e.gone = true;
       if (e.env !== undefined) this.#mail.settleEnvelope(e.env, 'down', reason);
     });

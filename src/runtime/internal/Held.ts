@@ -27,10 +27,95 @@ export class HeldEvent {
   replaying = false;
   /** No longer kept: handled again, evicted, withdrawn, or its process died. */
   gone = false;
+  /** Its neighbours in its {@link PostponedEvents} (older, newer) while kept. */
+  prev: HeldEvent | undefined = undefined;
+  next: HeldEvent | undefined = undefined;
   constructor(event: unknown, msg: unknown, env: Envelope | undefined) {
     this.event = event;
     this.msg = msg;
     this.env = env;
+  }
+}
+
+/**
+ * @internal The events a bounded state machine postponed, oldest first: a list linked through the
+ * events, so that the machine takes any of them back in O(1) (a replay interrupted by a state change
+ * takes the newest ones first, from the tail), and a state change schedules for replay only those
+ * postponed since the last one (`fresh` and every one after it: those before are scheduled already,
+ * as a newer one is never scheduled before an older one), not all of them again at each change.
+ */
+export class PostponedEvents {
+  first: HeldEvent | undefined = undefined;
+  last: HeldEvent | undefined = undefined;
+  /** The oldest not yet scheduled for replay; undefined when every one is. */
+  fresh: HeldEvent | undefined = undefined;
+  length = 0;
+
+  push(e: HeldEvent): void {
+    const last = this.last;
+    e.prev = last;
+    if (last === undefined) this.first = e;
+    else last.next = e;
+    this.last = e;
+    this.fresh ??= e;
+    this.length++;
+  }
+
+  /** Takes `e` out (it must be kept here): it is gone. */
+  remove(e: HeldEvent): void {
+    const { prev, next } = e;
+    if (prev === undefined) this.first = next;
+    else prev.next = next;
+    if (next === undefined) this.last = prev;
+    else next.prev = prev;
+    if (this.fresh === e) this.fresh = next;
+    e.prev = e.next = undefined;
+    e.gone = true;
+    this.length--;
+  }
+
+  /** Takes out the oldest event `skip` does not pass over; `none` when there is none. */
+  removeFirst<N>(skip: (e: HeldEvent) => boolean, none: N): HeldEvent | N {
+    for (let e = this.first; e !== undefined; e = e.next) {
+      if (skip(e)) continue;
+      this.remove(e);
+      return e;
+    }
+    return none;
+  }
+
+  /** Takes out every event `drop` is true of; answers them, oldest first, or undefined when there was none. */
+  removeWhere(drop: (e: HeldEvent) => boolean): HeldEvent[] | undefined {
+    let removed: HeldEvent[] | undefined;
+    for (let e = this.first; e !== undefined; ) {
+      const next: HeldEvent | undefined = e.next;
+      if (drop(e)) {
+        this.remove(e);
+        (removed ??= []).push(e);
+      }
+      e = next;
+    }
+    return removed;
+  }
+
+  /** The events not yet scheduled for replay, oldest first, marked scheduled (they stay kept until taken). */
+  schedule(): HeldEvent[] {
+    const out: HeldEvent[] = [];
+    for (let e = this.fresh; e !== undefined; e = e.next) {
+      e.replaying = true;
+      out.push(e);
+    }
+    this.fresh = undefined;
+    return out;
+  }
+
+  /** Each event, oldest first. */
+  forEach(fn: (e: HeldEvent) => void): void {
+    for (let e = this.first; e !== undefined; ) {
+      const next: HeldEvent | undefined = e.next;
+      fn(e);
+      e = next;
+    }
   }
 }
 

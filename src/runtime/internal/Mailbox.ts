@@ -4,7 +4,7 @@ import { nameOf, type Target } from '../Pid.js';
 import { Envelope, type EnvelopeListener } from './Envelope.js';
 import { EMPTY, EXIT_SENTINEL, ExitWatcher, F_BOUNDED, F_BUSY, F_DEAD, F_LONG, F_RUNNING, F_SCHEDULED, type Proc } from './Proc.js';
 import { isInstance } from '../safe.js';
-import { HeldEnvelope, HeldEvent, HeldQueue } from './Held.js';
+import { HeldEnvelope, HeldEvent, HeldQueue, PostponedEvents } from './Held.js';
 
 /**
  * The mailbox: a ring buffer inlined in the process record (`buf` of a power-of-two length, `head`,
@@ -29,6 +29,9 @@ export const NO_WAKE = F_SCHEDULED | F_RUNNING | F_BUSY | F_DEAD;
 const NOTHING: unique symbol = Symbol('nothing');
 /** @internal What {@link Mailboxes.takeHeld} answers when nothing is held. */
 export const NO_HELD: unique symbol = Symbol('keel.noHeld');
+
+/** What {@link Mailboxes.replayPostponed} answers when nothing is to be replayed. */
+const NONE_POSTPONED: readonly HeldEvent[] = [];
 
 /** @internal What the mailboxes need of the scheduler: waking a process a message arrived for. */
 export interface Waker {
@@ -125,8 +128,8 @@ function evictHeld(p: Proc): unknown {
 }
 
 /** True for a postponed event that came as a `Down` or an `Exit`: never evicted, as in a mailbox. */
-function isSystemEvent(h: unknown): boolean {
-  return isSystemMessage((h as HeldEvent).msg);
+function isSystemEvent(h: HeldEvent): boolean {
+  return isSystemMessage(h.msg);
 }
 
 /** Takes the oldest postponed event that is not a system message (older than any held or queued message); NOTHING when there is none. */
@@ -136,7 +139,6 @@ function evictPostponed(p: Proc): unknown {
   if (postponed === undefined) return NOTHING;
   const h = postponed.removeFirst(isSystemEvent, NOTHING);
   if (postponed.length === 0) x.postponed = undefined;
-  if (h !== NOTHING) (h as HeldEvent).gone = true;
   return h;
 }
 
@@ -299,13 +301,10 @@ export class Mailboxes {
     const postponed = x?.postponed;
     if (postponed !== undefined) {
       // a postponed one too: it was never handled (a state machine's replay skips it)
-      const taken = postponed.removeWhere((h) => (h as HeldEvent).env !== undefined && mine((h as HeldEvent).env!));
+      const taken = postponed.removeWhere((h) => h.env !== undefined && mine(h.env));
       if (taken !== undefined) {
         if (postponed.length === 0) x!.postponed = undefined;
-        for (const h of taken) {
-          (h as HeldEvent).gone = true;
-          removed.push((h as HeldEvent).env!);
-        }
+        for (const h of taken) removed.push(h.env!);
       }
     }
     if (p.size > 0) {
@@ -332,7 +331,7 @@ export class Mailboxes {
       if (isInstance(h, HeldEnvelope) && h.env.id === id && h.env.listener === listener) h.env.listener = undefined;
     });
     p.x?.postponed?.forEach((h) => {
-      const e = (h as HeldEvent).env;
+      const e = h.env;
       if (e !== undefined && e.id === id && e.listener === listener) e.listener = undefined;
     });
   }
@@ -368,19 +367,15 @@ export class Mailboxes {
     const env = x.inflight;
     x.inflight = undefined;
     x.admits = admits;
-    (x.postponed ??= new HeldQueue()).push(new HeldEvent(event, msg, env));
+    (x.postponed ??= new PostponedEvents()).push(new HeldEvent(event, msg, env));
   }
 
-  /** A state change: the postponed events not yet scheduled for replay, oldest first, marked as scheduled (they count until taken). */
-  replayPostponed(p: Proc): HeldEvent[] {
-    const out: HeldEvent[] = [];
-    p.x?.postponed?.forEach((h) => {
-      const e = h as HeldEvent;
-      if (e.replaying) return;
-      e.replaying = true;
-      out.push(e);
-    });
-    return out;
+  /**
+   * A state change: the postponed events not yet scheduled for replay, oldest first, marked as
+   * scheduled (they count until taken). O(those postponed since the last state change).
+   */
+  replayPostponed(p: Proc): readonly HeldEvent[] {
+    return p.x?.postponed?.schedule() ?? NONE_POSTPONED;
   }
 
   /**
@@ -391,9 +386,7 @@ export class Mailboxes {
     const x = p.x;
     const postponed = x?.postponed;
     if (h.gone || postponed === undefined) return NO_HELD;
-    h.gone = true;
-    if (postponed.items[postponed.head] === h) postponed.shift();
-    else postponed.removeWhere((m) => m === h);
+    postponed.remove(h); // O(1), wherever it is
     if (postponed.length === 0) x!.postponed = undefined;
     this.settleInflight(p, 'handled');
     x!.inflight = h.env;

@@ -5,7 +5,7 @@ import { isExitReason } from '../messages.js';
 import { isPid, type Pid, PidImpl, procOf, type Ref, RefImpl, type Target, type TimerRef, toPid } from '../Pid.js';
 import type { Context, Handler, Init, MailboxOptions, Node, SpawnOptions } from '../types.js';
 import type { Envelope } from './Envelope.js';
-import type { HeldQueue } from './Held.js';
+import type { HeldQueue, PostponedEvents } from './Held.js';
 import type { TimerEntry } from './TimerHeap.js';
 import { isInstance } from '../safe.js';
 
@@ -110,7 +110,7 @@ export class ProcExtras {
    * The events a bounded state machine postponed ({@link HeldEvent}s), oldest first; undefined when
    * none. They count against the capacity as held messages do.
    */
-  declare postponed: HeldQueue | undefined;
+  declare postponed: PostponedEvents | undefined;
   /** Which messages a bounded mailbox takes past the held ones (a server's system calls); set with the first held. */
   declare admits: ((message: unknown) => boolean) | undefined;
   declare exitHooks: Set<(reason: ExitReason) => void> | undefined;
