@@ -55,6 +55,12 @@ class Machine {
    */
   readonly bounded: boolean;
   /**
+   * A bounded machine's event whose supervised message (if any) is the one in flight: the mailbox's
+   * event being handled, or the postponed one taken back. Only that event, postponed, takes the
+   * message with it: an inserted event or a timeout, postponed, is no message of a sender's.
+   */
+  carrier: Ev | Timeout | undefined = undefined;
+  /**
    * Events to handle before the mailbox's next (inserted, replayed postponed ones: a bounded
    * machine's as the kernel's {@link HeldEvent}s), the next one last: taking one and putting some in
    * front are O(1) each, however many are queued.
@@ -85,6 +91,7 @@ class Machine {
 
   /** Handles one event from the mailbox, then everything it queued. */
   run(ev: Ev | Timeout): void | Promise<void> {
+    if (this.bounded) this.carrier = ev;
     const r = this.dispatch(ev);
     if (isThenable(r)) return r.then(() => this.drain());
     if (this.queued()) return this.drain();
@@ -110,6 +117,7 @@ class Machine {
         // a bounded machine's replayed event, taken back from the kernel (gone if it was evicted or withdrawn)
         const ev = kernelOfProcess(this.ctx as Proc).takePostponed(this.ctx as Proc, next);
         if (ev === NO_HELD) continue;
+        this.carrier = ev as Ev;
         const r = this.dispatch(ev as Ev);
         if (isThenable(r)) return r.then(() => this.#replayed());
         this.#replayed(false);
@@ -128,11 +136,14 @@ class Machine {
 
   /**
    * A bounded machine postpones `ev`: the kernel keeps it, counted against the capacity, with the
-   * message it is reported as if a drop_oldest mailbox evicts it (a call's: it fails at once).
+   * message it is reported as if a drop_oldest mailbox evicts it (a call's: it fails at once), and
+   * the supervised message in flight if `ev` is the event that came as it (the {@link carrier}).
    */
   #postpone(ev: Ev): void {
     const msg = ev.type === 'call' ? ev.from : ev.type === 'cast' ? new CastMessage(ev.content) : ev.type === 'info' ? ev.content : ev;
-    kernelOfProcess(this.ctx as Proc).postpone(this.ctx as Proc, ev, msg, admits);
+    const carried = ev === this.carrier;
+    if (carried) this.carrier = undefined;
+    kernelOfProcess(this.ctx as Proc).postpone(this.ctx as Proc, ev, msg, carried, admits);
   }
 
   dispatch(item: Ev | Timeout): void | Promise<void> {

@@ -313,8 +313,8 @@ export class KeelNode implements Node {
   }
 
   /** @internal */
-  postpone(p: Proc, event: unknown, msg: unknown, admits: (message: unknown) => boolean): void {
-    this.#mail.postpone(p, event, msg, admits);
+  postpone(p: Proc, event: unknown, msg: unknown, carried: boolean, admits: (message: unknown) => boolean): void {
+    this.#mail.postpone(p, event, msg, carried, admits);
   }
 
   /** @internal */

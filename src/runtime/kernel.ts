@@ -93,9 +93,10 @@ export interface Kernel extends ProcHost {
   /**
    * A bounded state machine postpones `event`, which came as `msg` (what an eviction reports, and
    * tells if it is an exit watcher: a call): the kernel keeps it, counted against the capacity as a
-   * held message, with the envelope being handled set aside; `admits` as for {@link hold}.
+   * held message, with the envelope being handled set aside if `carried` (the event came as the
+   * message being handled, not inserted by the machine); `admits` as for {@link hold}.
    */
-  postpone(p: Proc, event: unknown, msg: unknown, admits: (message: unknown) => boolean): void;
+  postpone(p: Proc, event: unknown, msg: unknown, carried: boolean, admits: (message: unknown) => boolean): void;
   /** A state change: the postponed events not yet scheduled for replay, oldest first (each counts until {@link takePostponed}). */
   replayPostponed(p: Proc): readonly HeldEvent[];
   /** Takes a postponed event back to handle it (its envelope in flight, the one before settled handled), or {@link NO_HELD} if it was evicted or withdrawn. */

@@ -265,6 +265,39 @@ describe('a bounded StateMachineâ€™s postponed events count against its mailboxâ
     expect(await StateMachine.call(node, pid, 'log')).toEqual(['open', 'a', 'b', 'c', 'd', 'e', 'call:log']);
   });
 
+  it('a supervised message handled whose handler inserts an event that is postponed is told handled at once; the inserted event, evicted, is reported as itself, never as that message', async () => {
+    const { node } = clockedNode(track);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const log: string[] = [];
+    const pid = await StateMachine.start<S, null, Calls, string, never>(
+      node,
+      {
+        init: () => ({ state: 'closed', data: null }),
+        handleEvent: (ev, st) => {
+          if (ev.type === 'internal' && st === 'closed') return { keepState: true, actions: ['postpone'] };
+          log.push(`${ev.type}:${String((ev as { content?: unknown }).content)}`);
+          // a supervised message (an info), handled: it inserts an event, postponed while closed
+          if (ev.type === 'info') return { keepState: true, actions: [{ type: 'next_event', content: `${String(ev.content)}.inner` } as never] };
+          return { keepState: true };
+        },
+      },
+      undefined,
+      { mailbox: { capacity: 1, overflow: 'drop_oldest' } },
+    );
+    const proc = node.resolve(pid)!;
+    const outcomes: string[] = [];
+    node.deliverEnvelope(undefined, proc, 'm', 'id-m', { handled: () => void outcomes.push('handled'), failed: (reason) => void outcomes.push(reason) });
+    await node.idle();
+    expect(log).toEqual(['info:m']);
+    expect(outcomes).toEqual(['handled']); // handled: its handler returned (the inserted event is no message of its sender's)
+    StateMachine.cast(node, pid, 'x'); // evicts the postponed inserted event
+    await node.idle();
+    expect(outcomes).toEqual(['handled']);
+    expect(dropped.events.map((e) => e.metadata.message)).toEqual([{ type: 'internal', content: 'm.inner' }]);
+    expect(log).toEqual(['info:m', 'cast:x']);
+    expect(node.internals().envelopes).toBe(0);
+  });
+
   it('a stop gets in past the postponed events (as past held ones): terminate runs, the postponed calls fail queued', async () => {
     const { node, pid } = await postponer(2, 'reject');
     const k = StateMachine.call(node, pid, 'k').then((r) => r, (e: unknown) => e);

@@ -8,6 +8,7 @@ import { StateMachine, Sys, type StateMachineAction, type Transition } from '../
 import type { KeelNode } from '../../src/runtime/Node.js';
 import type { TestClock } from '../../src/testing/TestClock.js';
 import { captureEvents } from '../../src/testing/index.js';
+import { Delivery } from '../../src/runtime/kernel.js';
 import { clockedNode, useNodes } from '../support.js';
 
 const track = useNodes();
@@ -128,6 +129,85 @@ describe('a bounded StateMachine handles events in the same order as an unbounde
       expect(bounded.log, `seed ${seed}`).toEqual(unbounded.log);
       expect(bounded.state, `seed ${seed}`).toBe(unbounded.state);
       expect(bounded.settled, `seed ${seed}`).toEqual(unbounded.settled);
+    }
+  }, 120_000);
+});
+
+type Outcome = 'handled' | 'dropped' | 'refused' | 'kept' | string;
+
+/** The id a dropped message's report names: a cast's request, a call's, a supervised message's, an info itself, a timeout's content. */
+function droppedId(m: unknown): string {
+  if (typeof m === 'string') return m;
+  const o = m as { request?: unknown; message?: unknown; content?: unknown };
+  return String(o.request ?? o.message ?? o.content); // a timeout's message, or an inserted event: its content
+}
+
+async function runCounted(seed: number, steps: readonly Step[], capacity: number, overflow: 'reject' | 'drop_newest' | 'drop_oldest') {
+  const { node, clock } = clockedNode(track) as { node: KeelNode; clock: TestClock };
+  const dropped = captureEvents(node, ['keel.message.dropped']);
+  const pid = await StateMachine.start<number, Data, Calls, string, string>(node, spec() as never, undefined, { mailbox: { capacity, overflow } });
+  const proc = node.resolve(pid)!;
+  const sent: string[] = [];
+  const calls = new Map<string, Promise<unknown>>();
+  const settled = new Map<string, string[]>(); // a supervised message's outcomes: exactly one each
+  for (const s of steps) {
+    if (s.kind === 'cast') StateMachine.cast(node, pid, s.id);
+    else if (s.kind === 'call') calls.set(s.id, StateMachine.call(node, pid, s.id, Infinity).then((r) => r, (e: unknown) => e));
+    else if (s.kind === 'info') {
+      // every other info is a supervised message
+      if (hash(s.id) % 2 === 0) node.send(pid, s.id);
+      else {
+        settled.set(s.id, []);
+        const out = settled.get(s.id)!;
+        // refused by a full mailbox, it is told by what the delivery answers (the listener never runs)
+        if (node.deliverEnvelope(undefined, proc, s.id, s.id, { handled: () => void out.push('handled'), failed: (reason) => void out.push(reason) }) !== Delivery.Enqueued) out.push('refused');
+      }
+    } else if (s.kind === 'advance') await clock.advance(s.ms);
+    else await node.idle();
+    if (s.kind === 'cast' || s.kind === 'call' || s.kind === 'info') sent.push(s.id);
+  }
+  await node.idle();
+  const { data } = (await Sys.getState(node, pid)) as { state: number; data: Data };
+  const kept = new Set<string>();
+  (proc as unknown as { x?: { postponed?: { forEach(fn: (e: { event: { type: string; content?: unknown; request?: unknown } }) => void): void } } }).x?.postponed?.forEach((e) => kept.add(idOf(e.event)));
+  const handled = data.log.map((l) => l.slice(l.indexOf(':') + 1, l.lastIndexOf('@'))).filter((id) => !id.includes('.'));
+  const droppedIds = dropped.events.map((e) => droppedId(e.metadata.message));
+  const outcome = new Map<string, Outcome[]>();
+  // the messages sent (an inserted event or a timeout, postponed, may be kept or evicted too: not counted here)
+  const add = (id: string, o: Outcome) => void (id.includes('.') ? undefined : (outcome.get(id) ?? outcome.set(id, []).get(id)!).push(o));
+  for (const id of handled) add(id, 'handled');
+  for (const id of droppedIds) add(id, 'dropped');
+  for (const id of kept) add(id, 'kept');
+  // sent = handled + dropped (refused or evicted) + kept (postponed still), each exactly once
+  for (const id of sent) expect(outcome.get(id), `seed ${seed} ${overflow}/${capacity}: ${id}`).toHaveLength(1);
+  expect([...outcome.keys()].filter((id) => !sent.includes(id)), `seed ${seed}`).toEqual([]);
+  // every call: answered if handled, ERR_MAILBOX_FULL if dropped; a kept one waits
+  for (const [id, p] of calls) {
+    const o = outcome.get(id)![0];
+    if (o === 'kept') continue;
+    const r = await p;
+    if (o === 'handled') expect(typeof r, `seed ${seed} ${id}`).toBe('number');
+    else expect((r as { code?: string }).code, `seed ${seed} ${id}`).toBe('ERR_MAILBOX_FULL');
+  }
+  // every supervised message settles once: handled, dropped (mailbox_full); a kept one not yet
+  for (const [id, out] of settled) {
+    const o = outcome.get(id)![0];
+    if (o === 'dropped') expect(out, `seed ${seed} ${id}`).toHaveLength(1);
+    if (o === 'dropped') expect(['dropped', 'refused'], `seed ${seed} ${id}`).toContain(out[0]);
+    else expect(out, `seed ${seed} ${id}: ${o}`).toEqual(o === 'kept' ? [] : ['handled']);
+  }
+  node.exit(pid, 'kill');
+  await node.idle();
+  for (const [id, out] of settled) if (outcome.get(id)![0] === 'kept') expect(out, `seed ${seed} ${id}`).toEqual(['down']);
+  for (const [id, p] of calls) if (outcome.get(id)![0] === 'kept') expect((await p) as object, `seed ${seed} ${id}`).toMatchObject({ code: 'ERR_CALL_EXIT', stage: 'queued' });
+  expect(node.internals().envelopes).toBe(0);
+}
+
+describe('a bounded StateMachine’s every message is counted once (seeded, small capacities)', () => {
+  it('200 random scripts, capacity 1 to 6, each overflow: sent = handled + dropped + still postponed; calls and supervised messages settle once', async () => {
+    const overflows = ['reject', 'drop_newest', 'drop_oldest'] as const;
+    for (let seed = 1; seed <= 200; seed++) {
+      await runCounted(seed, script(seed, 60), 1 + (seed % 6), overflows[seed % 3]!);
     }
   }, 120_000);
 });

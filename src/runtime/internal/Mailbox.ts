@@ -359,13 +359,18 @@ export class Mailboxes {
 
   /**
    * A bounded state machine postpones `event` (which came as `msg`): kept, in order, with the process,
-   * counted against its capacity as a held message is (the supervised message being handled set
-   * aside with it); `admits` says which messages get in past them.
+   * counted against its capacity as a held message is; `carried` when it is the event that came as
+   * the message being handled, whose supervised message (in flight) is then set aside with it (an
+   * event the machine made itself, inserted, carries none: the message in flight stays so, settled
+   * when its handler is done); `admits` says which messages get in past them.
    */
-  postpone(p: Proc, event: unknown, msg: unknown, admits: (message: unknown) => boolean): void {
+  postpone(p: Proc, event: unknown, msg: unknown, carried: boolean, admits: (message: unknown) => boolean): void {
     const x = p.ext();
-    const env = x.inflight;
-    x.inflight = undefined;
+    let env: Envelope | undefined;
+    if (carried) {
+      env = x.inflight;
+      x.inflight = undefined;
+    }
     x.admits = admits;
     (x.postponed ??= new PostponedEvents()).push(new HeldEvent(event, msg, env));
   }
