@@ -298,6 +298,78 @@ describe('a bounded StateMachineâ€™s postponed events count against its mailboxâ
     expect(node.internals().envelopes).toBe(0);
   });
 
+  /** A machine postponing everything while closed; open, 'slow' is handled asynchronously (until released) and 'boom' throws. */
+  async function replayer(capacity: number, overflow: 'reject' | 'drop_oldest') {
+    const { node } = clockedNode(track);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const log: string[] = [];
+    let started!: () => void;
+    const slow: { release?: () => void; started: Promise<void> } = { started: new Promise((resolve) => void (started = resolve)) };
+    const pid = await StateMachine.start<S, null, Ev2, string, never>(
+      node,
+      {
+        init: () => ({ state: 'closed', data: null }),
+        handleEvent: (ev, st) => {
+          const c = ev.type === 'call' ? ev.request : String((ev as { content?: unknown }).content);
+          if (c === 'open') return { nextState: 'open' };
+          if (st === 'closed') return { keepState: true, actions: ['postpone'] };
+          log.push(c);
+          if (c === 'boom') throw new Error('boom');
+          if (c === 'slow') {
+            started();
+            return new Promise((resolve) => void (slow.release = () => resolve({ keepState: true })));
+          }
+          return ev.type === 'call' ? { keepState: true, actions: [{ type: 'reply', from: ev.from, reply: log }] } : { keepState: true };
+        },
+      },
+      undefined,
+      { mailbox: { capacity, overflow } },
+    );
+    const outcomes: string[][] = [];
+    const supervised = (m: string) => node.deliverEnvelope(undefined, node.resolve(pid)!, m, m, { handled: () => void outcomes.push([m, 'handled']), failed: (reason) => void outcomes.push([m, reason]) });
+    return { node, pid, dropped, log, slow, outcomes, supervised };
+  }
+
+  it('drop_oldest: postponed events scheduled for replay, evicted while the replay waits on an async handler, are skipped and counted once; the rest replay in order', async () => {
+    const { node, pid, dropped, log, slow, outcomes, supervised } = await replayer(4, 'drop_oldest');
+    StateMachine.cast(node, pid, 'a');
+    StateMachine.cast(node, pid, 'slow');
+    for (const m of ['m1', 'm2']) supervised(m);
+    await node.idle(); // a, slow, m1, m2 postponed
+    StateMachine.cast(node, pid, 'open'); // evicts a; replays slow (waits), then m1, m2 (scheduled, still counted)
+    await slow.started;
+    expect(log).toEqual(['slow']);
+    for (const m of ['m3', 'm4', 'm5']) supervised(m); // m1, m2 + m3, m4; m5 evicts m1
+    const k = StateMachine.call(node, pid, 'k').then((r) => r, (e: unknown) => e); // evicts m2
+    expect(outcomes).toEqual([['m1', 'dropped'], ['m2', 'dropped']]);
+    slow.release!();
+    await node.idle();
+    expect(log).toEqual(['slow', 'm3', 'm4', 'm5', 'k']);
+    expect(await k).toEqual(['slow', 'm3', 'm4', 'm5', 'k']);
+    // sent = handled + dropped, each once
+    expect(outcomes).toEqual([['m1', 'dropped'], ['m2', 'dropped'], ['m3', 'handled'], ['m4', 'handled'], ['m5', 'handled']]);
+    expect(dropped.events.map((e) => e.metadata.message)).toEqual([{ request: 'a' }, 'm1', 'm2']);
+    expect(node.internals().envelopes).toBe(0);
+    expectNoLeaks(node);
+  });
+
+  it('crashing in the handler of a replayed event: its supervised message settles crashed, every other still postponed down, each once; the postponed call fails queued; nothing leaks', async () => {
+    const { node, pid, log, outcomes, supervised } = await replayer(6, 'reject');
+    for (const m of ['m1', 'boom', 'm2', 'm3']) supervised(m);
+    const k = StateMachine.call(node, pid, 'k').then((r) => r, (e: unknown) => e);
+    await node.idle();
+    StateMachine.cast(node, pid, 'open');
+    await node.idle();
+    expect(log).toEqual(['m1', 'boom']);
+    expect(outcomes).toEqual([['m1', 'handled'], ['boom', 'crashed'], ['m2', 'down'], ['m3', 'down']]);
+    const e = await k;
+    expectKeelError(e, 'ERR_CALL_EXIT');
+    expect(e).toMatchObject({ stage: 'queued' });
+    expect(node.isAlive(pid)).toBe(false);
+    expect(node.internals().envelopes).toBe(0);
+    expectNoLeaks(node);
+  });
+
   it('a stop gets in past the postponed events (as past held ones): terminate runs, the postponed calls fail queued', async () => {
     const { node, pid } = await postponer(2, 'reject');
     const k = StateMachine.call(node, pid, 'k').then((r) => r, (e: unknown) => e);
