@@ -23,8 +23,6 @@ export class HeldEvent {
   readonly event: unknown;
   readonly msg: unknown;
   env: Envelope | undefined;
-  /** A state change scheduled it for replay (it still counts until it is handled). */
-  replaying = false;
   /** No longer kept: handled again, evicted, withdrawn, or its process died. */
   gone = false;
   /** Its neighbours in its {@link PostponedEvents} (older, newer) while kept. */
@@ -102,7 +100,6 @@ export class PostponedEvents {
   schedule(): HeldEvent[] {
     const out: HeldEvent[] = [];
     for (let e = this.fresh; e !== undefined; e = e.next) {
-      e.replaying = true;
       out.push(e);
     }
     this.fresh = undefined;
