@@ -171,6 +171,18 @@ describe.skipIf(skipWithoutNats)('global names', () => {
     registered.stop();
   });
 
+  it("a node's shutdown waits for its registry's stop: once it resolves, the node's names are released in the bucket (no write still on its way)", async () => {
+    const { members, bucket } = await nodes(['a', 'b']);
+    const [a, b] = members as [Member, Member];
+    const p = a.node.spawn(() => () => undefined);
+    await a.global.register('x', p);
+    await a.node.shutdown();
+    // before: the hook did not wait for the stop, and the node said it had stopped with the deletes on their way
+    expect(a.global.internals()).toMatchObject({ inflight: 0 });
+    const kv = await new Kvm(b.nc).open(bucket);
+    expect((await kv.get(nameKey('x')))?.operation).toBe('DEL');
+  });
+
   it('registering the name for the same process twice at once is a no-op, as one after the other is (found in review)', async () => {
     const { members } = await nodes(['a']);
     const [a] = members as [Member];
@@ -955,7 +967,7 @@ describe.skipIf(skipWithoutNats)('a sync waiting when the registry stops', () =>
     const { members } = await nodes(['a']);
     const a = members[0]!;
     const { outcome, synced, acknowledge } = await syncWithHeldWrite(a.global, 'failed');
-    await a.node.shutdown(); // its hook stops the registry (not awaited: the stop waits for the write)
+    await a.node.shutdown(); // its hook stops the registry, and waits for the stop 2 s at most: the stop waits for the write, held here until after
     try {
       await new Promise<void>((resolve) => setImmediate(resolve));
       expect(outcome).toHaveLength(1);

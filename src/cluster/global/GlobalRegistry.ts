@@ -41,6 +41,10 @@ import { Reaper } from './Reaper.js';
 import { type Bucket, checkName, decodeRecord, encodeRecord, type Entry, isCasFailure, nameKey, openBucket, ownerPid, syncKey } from './store.js';
 import { SyncWaiters } from './SyncWaiters.js';
 import { Watch } from './Watch.js';
+import { within } from '../internal/within.js';
+
+/** How long a node's shutdown waits for its registry's stop (ms of real time). */
+const STOP_WAIT_MS = 2000;
 
 export { conflictName, fencedName, type GlobalExitReason } from './Leases.js';
 export type { GlobalOptions } from './options.js';
@@ -168,7 +172,10 @@ export class GlobalRegistry {
       }
     });
     // a node shut down while the start syncs stops the registry, and the start fails with ERR_NODE_STOPPED
-    this.#removeShutdown = kernel.onShutdown(() => void this.stop());
+    // the node's shutdown waits for the stop (its names and memberships released in the bucket, so
+    // its peers see them go at once), for STOP_WAIT_MS at most: NATS gone answers nothing until the
+    // client's request timeouts, and the stop goes on in the background past that
+    this.#removeShutdown = kernel.onShutdown(() => within(this.stop(), STOP_WAIT_MS));
     await this.#watch.open(undefined);
     await this.sync();
     // stopped in the turns since the sync checked (the node's shutdown): nothing is armed after the stop

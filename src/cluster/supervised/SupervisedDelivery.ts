@@ -34,6 +34,7 @@ import type { Cluster } from '../Cluster.js';
 import { type HandledBucket, HandledIds } from './HandledIds.js';
 import { type InboundMessage, Receiver } from './Receiver.js';
 import { decodeReply, encodeSend, isWireId, MAX_ID_BYTES, type WireReply, type WireTarget } from './wire.js';
+import { within } from '../internal/within.js';
 
 /** How a node takes part in supervised sends across nodes. */
 export interface SupervisedDeliveryOptions {
@@ -83,16 +84,6 @@ const PUBLISH_RETRIES = 3;
  * client's request timeouts (5 s), which would outlast a node's default shutdown timeout.
  */
 const CLOSE_ANSWER_MS = 2000;
-
-/** `promise`'s settling within `ms` (true), or false once `ms` have passed (an unref'd timer, cleared when it settles). */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([promise.then(() => true, () => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms).unref()))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Backoffs the sender's bound sums one by one; those after count as the last one's cap (an upper bound). */
 const COUNTED_BACKOFFS = 1000;
