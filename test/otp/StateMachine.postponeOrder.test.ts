@@ -9,21 +9,10 @@ import type { KeelNode } from '../../src/runtime/Node.js';
 import type { TestClock } from '../../src/testing/TestClock.js';
 import { captureEvents } from '../../src/testing/index.js';
 import { Delivery } from '../../src/runtime/kernel.js';
+import { seededRandom } from '../../src/runtime/Clock.js';
 import { clockedNode, useNodes } from '../support.js';
 
 const track = useNodes();
-
-/** A seeded PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** FNV-1a of a string: the machine's decisions are a pure function of what it is given. */
 function hash(s: string): number {
@@ -85,7 +74,7 @@ function spec() {
 type Step = { kind: 'cast' | 'call' | 'info'; id: string } | { kind: 'advance'; ms: number } | { kind: 'idle' };
 
 function script(seed: number, length: number): Step[] {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const steps: Step[] = [];
   for (let i = 0; i < length; i++) {
     const x = r();
