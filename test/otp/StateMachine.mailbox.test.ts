@@ -10,8 +10,8 @@ const track = useNodes();
 type S = 'closed' | 'open';
 type Calls = { request: 'log'; reply: string[] };
 
-/** A machine that logs each cast it handles; while `closed`, it postpones every cast until an 'open' cast. */
-async function machine(capacity: number, overflow: 'reject' | 'drop_newest' | 'drop_oldest' = 'reject', state: S = 'open') {
+/** A machine that logs each cast it handles; while `closed`, it postpones every cast until an 'open' cast (`capacity` undefined: unbounded). */
+async function machine(capacity: number | undefined, overflow: 'reject' | 'drop_newest' | 'drop_oldest' = 'reject', state: S = 'open') {
   const { node } = clockedNode(track);
   const dropped = captureEvents(node, ['keel.message.dropped']);
   const pid = await StateMachine.start<S, string[], Calls, string, never>(
@@ -27,7 +27,7 @@ async function machine(capacity: number, overflow: 'reject' | 'drop_newest' | 'd
       },
     },
     undefined,
-    { mailbox: { capacity, overflow } },
+    capacity === undefined ? {} : { mailbox: { capacity, overflow } },
   );
   return { node, pid, dropped };
 }
@@ -72,18 +72,7 @@ describe('StateMachine.start mailbox option', () => {
   });
 
   it('unbounded, unchanged: postponed events are the machine’s own queue (every one kept, replayed on the state change); the mailbox length does not count them', async () => {
-    const { node } = clockedNode(track);
-    const dropped = captureEvents(node, ['keel.message.dropped']);
-    const pid = await StateMachine.start<S, string[], Calls, string, never>(node, {
-      init: () => ({ state: 'closed', data: [] }),
-      handleEvent: (ev, st, log) => {
-        if (ev.type === 'call') return { keepState: true, actions: [{ type: 'reply', from: ev.from, reply: log }] };
-        if (ev.type !== 'cast') return { keepState: true };
-        if (ev.content === 'open') return { nextState: 'open', data: [...log, 'open'] };
-        if (st === 'closed') return { keepState: true, actions: ['postpone'] };
-        return { keepState: true, data: [...log, ev.content] };
-      },
-    });
+    const { node, pid, dropped } = await machine(undefined, 'reject', 'closed');
     for (let i = 0; i < 10; i++) {
       StateMachine.cast(node, pid, `${i}`);
       await node.idle(); // taken from the mailbox and postponed
